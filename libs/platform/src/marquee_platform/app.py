@@ -1,0 +1,91 @@
+"""The app factory every service uses: logging, tracing, errors, health, metrics, OpenAPI.
+
+A service passes its settings, routers and readiness checks; the lifespan owns the
+database engines and clients and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import redis.asyncio as redis_asyncio
+from fastapi import APIRouter, FastAPI
+
+from marquee_platform.db import Database
+from marquee_platform.health import Readiness, database_check, health_router, kafka_check, redis_check
+from marquee_platform.logging import configure_logging
+from marquee_platform.metrics import PrometheusMiddleware, metrics_router
+from marquee_platform.middleware import RequestContextMiddleware
+from marquee_platform.problems import install_problem_handlers
+from marquee_platform.settings import ServiceSettings
+from marquee_platform.tracing import configure_tracing
+
+Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    uses_database: bool = True,
+    uses_redis: bool = False,
+    uses_kafka: bool = True,
+    on_startup: Sequence[Startup] = (),
+    version: str = "0.1.0",
+) -> FastAPI:
+    """Build a service's FastAPI app.
+
+    ``app.state.database`` (and ``app.state.redis`` when asked for) are created in the
+    lifespan, not at import time, so tests build apps against their own databases.
+    """
+    service = settings.service_name
+    configure_logging(service, level=settings.log_level, json=settings.log_json)
+    configure_tracing(service, otlp_endpoint=settings.otlp_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        readiness = Readiness()
+        app.state.readiness = readiness
+        app.state.settings = settings
+        async with AsyncExitStack() as stack:
+            if uses_database:
+                database = Database(
+                    settings.database_url,
+                    read_url=settings.read_database_url,
+                    pool_size=settings.database_pool_size,
+                    application_name=f"marquee-{service}",
+                )
+                stack.push_async_callback(database.dispose)
+                app.state.database = database
+                readiness.add("database", database_check(database.write_engine))
+            if uses_redis:
+                client = redis_asyncio.from_url(settings.redis_url)
+                stack.push_async_callback(client.aclose)
+                app.state.redis = client
+                readiness.add("redis", redis_check(client))
+            if uses_kafka:
+                readiness.add("kafka", kafka_check(settings.kafka_bootstrap))
+            for startup in on_startup:
+                await startup(app, stack)
+            yield {}
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+    app.add_middleware(PrometheusMiddleware, service=service)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    app.include_router(health_router(service))
+    app.include_router(metrics_router())
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Aggregates for the admins' dashboards and reports."""

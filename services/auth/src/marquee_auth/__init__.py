@@ -1,0 +1,1 @@
+"""Users, roles, credentials and tokens; publishes the JWKS every service verifies against."""

@@ -1,0 +1,1 @@
+"""Orders, tickets, transfers and promo codes."""

@@ -1,0 +1,1 @@
+"""Venues, seating maps, events, ticket types and reviews."""

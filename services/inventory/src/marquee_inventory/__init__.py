@@ -1,0 +1,1 @@
+"""Seat and quantity inventory, holds and sold state."""

@@ -1,0 +1,1 @@
+"""Messages, preferences and schedules: what a person should hear about."""

@@ -1,0 +1,1 @@
+"""Payment attempts, provider events, refunds and the ledger."""

@@ -1,0 +1,1 @@
+"""The search index of events, rebuilt from the events change stream."""
