@@ -119,3 +119,21 @@ def unique_name() -> Callable[[str], str]:
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
     return name
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float,
+    message: str,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``condition`` until it holds; fail with ``message`` at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if await condition():
+            return
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s: {message}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,272 @@
+"""The consumer runner: one consumer group per service, exactly-once effects.
+
+For every message the runner opens one transaction, records the event id in ``inbox``
+(a duplicate is a no-op) and applies the handler; it commits the offset only after that
+transaction committed. A crash between the two redelivers the message, and the inbox
+turns the redelivery into nothing. A message that keeps failing is retried with
+exponential backoff and then parked on the group's dead-letter topic, so one poison
+message never stalls the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects.postgresql import insert
+
+from marquee_contracts import REGISTRY, CloudEvent, TopicRegistry, UnknownEventType
+from marquee_contracts.topics import dead_letter_topic
+from marquee_platform.db import Database, WriteSession
+from marquee_platform.kafka import create_producer
+from marquee_platform.metrics import CONSUMED, CONSUMER_LAG
+from marquee_platform.outbox import INBOX
+from marquee_platform.tracing import headers_from_kafka, span_from_headers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One consumed event, as a handler sees it."""
+
+    event: CloudEvent
+    data: BaseModel
+    topic: str
+    partition: int
+    offset: int
+    headers: Mapping[str, str]
+
+
+Handler = Callable[[Delivery, WriteSession], Awaitable[None]]
+AfterApply = Callable[[Delivery], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """The message can never be applied (not JSON, unknown type, invalid data)."""
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5
+    first_delay_seconds: float = 0.2
+    max_delay_seconds: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, so a fleet of consumers doesn't stampede."""
+        ceiling = min(self.max_delay_seconds, self.first_delay_seconds * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+@dataclass
+class ConsumerRunner:
+    """Consumes ``handlers``' topics as ``group`` and applies each event exactly once."""
+
+    group: str
+    bootstrap: str
+    database: Database
+    handlers: Mapping[str, Handler]
+    registry: TopicRegistry = REGISTRY
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_poll_records: int = 200
+    after_apply: AfterApply | None = None
+    """Called after a message's transaction committed and before its offset is; tests use
+    it to crash in exactly that gap."""
+
+    _next_offsets: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.group)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.handlers,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            client_id=f"marquee-{self.group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_poll_records,
+            isolation_level="read_uncommitted",
+        )
+        producer = create_producer(self.bootstrap, client_id=f"marquee-{self.group}-dlq")
+        await consumer.start()
+        await producer.start()
+        logger.info("consumer group %s started on %s", self.group, sorted(self.handlers))
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500)
+                for partition, records in batches.items():
+                    await self._apply_partition_batch(consumer, producer, partition, records, stop)
+                self._record_lag(consumer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            logger.info("consumer group %s stopped", self.group)
+
+    async def _apply_partition_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: Any,
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+        stop: asyncio.Event,
+    ) -> None:
+        next_offset: int | None = None
+        for record in records:
+            if stop.is_set():
+                break
+            await self._handle_record(producer, record)
+            next_offset = record.offset + 1
+        if next_offset is None:
+            return
+        try:
+            await consumer.commit({partition: next_offset})
+        except CommitFailedError as error:
+            # The partition moved to another member during a rebalance; it will redeliver
+            # from the last committed offset and the inbox makes that harmless.
+            logger.warning("offset commit for %s lost to a rebalance: %s", partition, error)
+            return
+        self._next_offsets[partition] = next_offset
+
+    async def _handle_record(self, producer: Any, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = headers_from_kafka(record.headers)
+        try:
+            delivery = self._decode(record, headers)
+        except PoisonMessage as poison:
+            await self._dead_letter(producer, record, headers, str(poison), attempts=1)
+            return
+        with span_from_headers(
+            f"consume {record.topic}",
+            headers,
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.destination": record.topic, "event.id": delivery.event.id},
+        ):
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    applied = await self._apply_once(delivery)
+                except Exception as error:
+                    if attempt >= self.retry.max_attempts:
+                        reason = "".join(traceback.format_exception_only(error)).strip()
+                        await self._dead_letter(producer, record, headers, reason, attempt)
+                        return
+                    delay = self.retry.delay(attempt)
+                    logger.warning(
+                        "applying %s %s failed (attempt %d/%d), retrying in %.1fs: %s",
+                        delivery.event.type,
+                        delivery.event.id,
+                        attempt,
+                        self.retry.max_attempts,
+                        delay,
+                        error,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                CONSUMED.labels(self.group, record.topic, "applied" if applied else "duplicate").inc()
+                if self.after_apply is not None:
+                    await self.after_apply(delivery)
+                return
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes], headers: Mapping[str, str]) -> Delivery:
+        if record.value is None:
+            raise PoisonMessage("the message has no value")
+        try:
+            event = CloudEvent.from_json_bytes(record.value)
+            data = self.registry.parse_data(event)
+        except (ValidationError, UnknownEventType, ValueError) as error:
+            raise PoisonMessage(f"not a valid event for this consumer: {error}") from error
+        return Delivery(
+            event=event,
+            data=data,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            headers=headers,
+        )
+
+    async def _apply_once(self, delivery: Delivery) -> bool:
+        """Apply the handler and record the event id in one transaction; False if seen."""
+        handler = self.handlers[delivery.topic]
+        async with self.database.transaction() as session:
+            recorded = await session.execute(
+                insert(INBOX)
+                .values(
+                    event_id=delivery.event.id,
+                    event_type=delivery.event.type,
+                    consumer_group=self.group,
+                )
+                .on_conflict_do_nothing(index_elements=[INBOX.c.event_id])
+                .returning(INBOX.c.event_id)
+            )
+            if recorded.first() is None:
+                return False
+            await handler(delivery, session)
+        return True
+
+    async def _dead_letter(
+        self,
+        producer: Any,
+        record: ConsumerRecord[bytes, bytes],
+        headers: Mapping[str, str],
+        reason: str,
+        attempts: int,
+    ) -> None:
+        logger.error(
+            "parking message %s[%d]@%d on %s after %d attempt(s): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            self.dead_letter_topic,
+            attempts,
+            reason,
+        )
+        dead_letter_headers = {
+            **headers,
+            "dlq_reason": reason[:1000],
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_attempts": str(attempts),
+            "dlq_group": self.group,
+        }
+        await producer.send_and_wait(
+            self.dead_letter_topic,
+            record.value,
+            key=record.key,
+            headers=[(name, value.encode()) for name, value in dead_letter_headers.items()],
+        )
+        CONSUMED.labels(self.group, record.topic, "dead-lettered").inc()
+
+    def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag = the partition's end (as of the last fetch) minus what we have applied."""
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            applied = self._next_offsets.get(partition)
+            if highwater is None or applied is None:
+                continue
+            CONSUMER_LAG.labels(self.group, partition.topic, str(partition.partition)).set(
+                max(0, highwater - applied)
+            )
+
+
+async def run_until_signalled(runner: ConsumerRunner) -> None:
+    """Run a consumer until SIGTERM or SIGINT, then finish the message in hand and stop."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runner.run(stop)

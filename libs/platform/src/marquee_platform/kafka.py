@@ -1,0 +1,65 @@
+"""aiokafka producer and admin helpers with Marquee's defaults.
+
+At-least-once is the contract (design.md): acks from all in-sync replicas, no idempotent
+producer or transactions (the tansu dev broker can't do them), consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from marquee_contracts import CloudEvent, Topic
+from marquee_platform.tracing import kafka_headers
+
+
+def create_producer(bootstrap: str, *, client_id: str = "marquee") -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15_000,
+    )
+
+
+async def publish(
+    producer: AIOKafkaProducer, topic: str, event: CloudEvent, *, key: str
+) -> None:
+    """Send one envelope now and wait for the broker's ack.
+
+    Only for messages that are not the result of a database change (dead letters,
+    tooling); business events go through the outbox.
+    """
+    await producer.send_and_wait(
+        topic,
+        event.to_json_bytes(),
+        key=key.encode(),
+        headers=kafka_headers({"ce_id": event.id, "ce_type": event.type}),
+    )
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[Topic], *, replication: int = 1) -> None:
+    """Create the registry's topics with their partition counts (brokers that don't
+    auto-create topics need this before the first produce)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(topic.name, topic.partitions, replication)
+            for topic in topics
+            if topic.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
