@@ -47,6 +47,11 @@ class Gone(DomainError):
     title = "No longer available"
 
 
+class PayloadTooLarge(InvalidInput):
+    code = "payload-too-large"
+    title = "Request body too large"
+
+
 class Unauthenticated(DomainError):
     code = "unauthenticated"
     title = "Authentication required"

@@ -18,6 +18,7 @@ from marquee_platform.errors import (
     Gone,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     RateLimited,
     Unauthenticated,
@@ -30,6 +31,7 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://marquee.dev/problems/"
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (PayloadTooLarge, 413),
     (InvalidInput, 422),
     (NotFound, 404),
     (Conflict, 409),

@@ -1,0 +1,127 @@
+"""The streaming reverse proxy from ``/api/v1/<service>/...`` to that service.
+
+Bodies stream both ways (no buffering of large responses or SSE), connections are pooled,
+hop-by-hop headers are dropped, and the request id and trace context ride along.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from marquee_platform.context import current_request_id
+from marquee_platform.errors import NotFound, PayloadTooLarge
+from marquee_platform.problems import problem
+from marquee_platform.tracing import current_trace_headers
+
+logger = logging.getLogger(__name__)
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus ones the proxy recomputes itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+def _forwarded_headers(request: Request) -> dict[str, str]:
+    headers = {
+        name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP
+    }
+    client = request.client.host if request.client else "unknown"
+    prior = request.headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{prior}, {client}" if prior else client
+    headers["x-forwarded-proto"] = request.url.scheme
+    request_id = current_request_id()
+    if request_id:
+        headers["x-request-id"] = request_id
+    headers.update(current_trace_headers())
+    return headers
+
+
+async def _limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"the request body is over the {limit} byte limit; send less")
+        yield chunk
+
+
+def proxy_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route(
+        "/api/v1/{service}/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    )
+    async def forward(request: Request, service: str, path: str) -> Response:
+        """Anyone may call: the service behind decides who may do what."""
+        settings = request.app.state.settings
+        base_url = settings.service_urls.get(service)
+        if base_url is None:
+            known = ", ".join(sorted(settings.service_urls))
+            raise NotFound(f"there is no service called {service!r}; known services: {known}")
+        declared_length = request.headers.get("content-length")
+        if declared_length and declared_length.isdigit():
+            if int(declared_length) > settings.max_body_bytes:
+                raise PayloadTooLarge(
+                    f"the request body is {declared_length} bytes, over the "
+                    f"{settings.max_body_bytes} byte limit; send less"
+                )
+        client: httpx.AsyncClient = request.app.state.upstream
+        has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
+        upstream_request = client.build_request(
+            request.method,
+            f"{base_url}/api/v1/{service}/{path}",
+            params=request.query_params.multi_items(),
+            headers=_forwarded_headers(request),
+            content=_limited_body(request, settings.max_body_bytes) if has_body else None,
+        )
+        try:
+            upstream = await client.send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            logger.warning("upstream %s timed out on %s %s", service, request.method, path)
+            return problem(
+                504,
+                code="upstream-timeout",
+                title="The service took too long",
+                detail=f"The {service} service did not answer in time; retry shortly.",
+                instance=request.url.path,
+            )
+        except httpx.TransportError as error:
+            logger.warning("upstream %s unreachable: %s", service, error)
+            return problem(
+                502,
+                code="upstream-unavailable",
+                title="The service is unavailable",
+                detail=f"The {service} service could not be reached; retry shortly.",
+                instance=request.url.path,
+            )
+        response_headers = {
+            name: value
+            for name, value in upstream.headers.items()
+            if name.lower() not in HOP_BY_HOP and name.lower() != "x-request-id"
+        }
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            headers=response_headers,
+            background=BackgroundTask(upstream.aclose),
+        )
+
+    return router
