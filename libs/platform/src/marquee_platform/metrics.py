@@ -10,7 +10,6 @@ import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -45,13 +44,9 @@ _UNMATCHED = "<unmatched>"
 
 
 def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", _UNMATCHED))
-    return _UNMATCHED
+    """The matched route's template; the router leaves the route in the scope."""
+    route = scope.get("route")
+    return str(getattr(route, "path", _UNMATCHED)) if route is not None else _UNMATCHED
 
 
 class PrometheusMiddleware:

@@ -1,0 +1,55 @@
+# Marquee — the two commands that matter: `make dev` and `make test`.
+# Needs only python3 (3.11) and make: uv and everything else are installed here.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := $(CURDIR)/.tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+PYTEST_WORKERS ?= auto
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install dev doctor test test-unit test-integration lint fmt typecheck \
+        bench-relay clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## Install uv and every package (.venv)
+	$(UV) sync --all-packages --frozen
+
+dev: install ## Run the whole platform on 127.0.0.1 (gateway: http://127.0.0.1:8000)
+	$(UV) run marquee dev
+
+doctor: install ## Say what is missing to run Marquee and how to fix it
+	$(UV) run marquee doctor
+
+test: install ## Unit and integration tests against real PostgreSQL, Redis and Kafka
+	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+test-unit: install ## Only the fast tests that need no infrastructure
+	$(UV) run pytest -m "not integration"
+
+test-integration: install ## Only the tests that talk to real infrastructure
+	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile -m integration
+
+lint: install ## ruff and mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy libs services
+
+fmt: install ## Format and fix what can be fixed automatically
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+typecheck: install
+	$(UV) run mypy libs services
+
+bench-relay: install ## Outbox relay throughput and commit→consume lag
+	$(UV) run python bench/relay_bench.py
+
+clean: ## Remove local state (.marquee), caches and the virtualenv
+	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache
