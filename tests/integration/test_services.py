@@ -14,8 +14,16 @@ pytestmark = pytest.mark.integration
 
 SERVICES = discover_services()
 EXPECTED = {
-    "gateway", "auth", "events", "search", "inventory",
-    "booking", "payments", "notifications", "waitroom", "analytics",
+    "gateway",
+    "auth",
+    "events",
+    "search",
+    "inventory",
+    "booking",
+    "payments",
+    "notifications",
+    "waitroom",
+    "analytics",
 }
 
 
@@ -40,8 +48,11 @@ async def test_service_migrates_its_own_database_and_reports_health(
     database = Database(url)
     async with database.reading() as session:
         tables = set(
-            (await session.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'")))
-            .scalars()
+            (
+                await session.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+                )
+            ).scalars()
         )
         publication = (
             await session.execute(text("SELECT pubname FROM pg_publication"))

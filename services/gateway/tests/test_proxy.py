@@ -89,7 +89,8 @@ async def test_routes_to_the_service_with_query_request_id_and_trace_context(gat
     assert echoed["query"] == {"a": "1"}
     assert echoed["request_id"] == "req-abc"
     assert response.headers["x-request-id"] == "req-abc"
-    assert echoed["traceparent"] and echoed["traceparent"].startswith("00-")
+    assert echoed["traceparent"]
+    assert echoed["traceparent"].startswith("00-")
     assert echoed["forwarded_for"] == "127.0.0.1"
 
 

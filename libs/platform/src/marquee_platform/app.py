@@ -14,7 +14,13 @@ import redis.asyncio as redis_asyncio
 from fastapi import APIRouter, FastAPI
 
 from marquee_platform.db import Database
-from marquee_platform.health import Readiness, database_check, health_router, kafka_check, redis_check
+from marquee_platform.health import (
+    Readiness,
+    database_check,
+    health_router,
+    kafka_check,
+    redis_check,
+)
 from marquee_platform.logging import configure_logging
 from marquee_platform.metrics import PrometheusMiddleware, metrics_router
 from marquee_platform.middleware import RequestContextMiddleware

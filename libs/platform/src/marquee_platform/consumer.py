@@ -174,7 +174,9 @@ class ConsumerRunner:
                     )
                     await asyncio.sleep(delay)
                     continue
-                CONSUMED.labels(self.group, record.topic, "applied" if applied else "duplicate").inc()
+                CONSUMED.labels(
+                    self.group, record.topic, "applied" if applied else "duplicate"
+                ).inc()
                 if self.after_apply is not None:
                     await self.after_apply(delivery)
                 return

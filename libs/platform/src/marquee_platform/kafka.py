@@ -6,6 +6,7 @@ producer or transactions (the tansu dev broker can't do them), consumers dedupli
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
@@ -28,9 +29,7 @@ def create_producer(bootstrap: str, *, client_id: str = "marquee") -> AIOKafkaPr
     )
 
 
-async def publish(
-    producer: AIOKafkaProducer, topic: str, event: CloudEvent, *, key: str
-) -> None:
+async def publish(producer: AIOKafkaProducer, topic: str, event: CloudEvent, *, key: str) -> None:
     """Send one envelope now and wait for the broker's ack.
 
     Only for messages that are not the result of a database change (dead letters,
@@ -57,9 +56,7 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic], *, replication:
             if topic.name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

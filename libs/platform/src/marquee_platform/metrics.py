@@ -23,9 +23,7 @@ HTTP_DURATION = Histogram(
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-HTTP_IN_FLIGHT = Gauge(
-    "marquee_http_requests_in_flight", "Requests being handled now", ["service"]
-)
+HTTP_IN_FLIGHT = Gauge("marquee_http_requests_in_flight", "Requests being handled now", ["service"])
 CONSUMER_LAG = Gauge(
     "marquee_consumer_lag_messages",
     "Messages between the group's position and the partition's end",
@@ -76,9 +74,7 @@ class PrometheusMiddleware:
             route = _route_template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(self.service, method, route, f"{status_code // 100}xx").inc()
-            HTTP_DURATION.labels(self.service, method, route).observe(
-                time.perf_counter() - started
-            )
+            HTTP_DURATION.labels(self.service, method, route).observe(time.perf_counter() - started)
 
 
 def metrics_router() -> APIRouter:

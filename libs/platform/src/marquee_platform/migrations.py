@@ -39,7 +39,7 @@ async def ensure_database(url: str) -> bool:
     name = make_url(url).database
     if not name:
         raise ValueError(f"the database URL names no database: {make_url(url)!r}")
-    connection = await asyncpg.connect(**_connect_kwargs(url, "postgres"))  # type: ignore[arg-type]
+    connection = await asyncpg.connect(**_connect_kwargs(url, "postgres"))
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
@@ -57,7 +57,7 @@ async def ensure_database(url: str) -> bool:
 async def drop_database(url: str) -> None:
     name = make_url(url).database
     assert name
-    connection = await asyncpg.connect(**_connect_kwargs(url, "postgres"))  # type: ignore[arg-type]
+    connection = await asyncpg.connect(**_connect_kwargs(url, "postgres"))
     try:
         await connection.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
@@ -98,9 +98,7 @@ def run_env(target_metadata: MetaData) -> None:
         return
 
     def migrate(connection: Connection) -> None:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, compare_type=True
-        )
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
 
@@ -125,9 +123,7 @@ def create_platform_tables_v1() -> None:
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("message_key", sa.String(200), nullable=False),
         sa.Column("payload", sa.dialects.postgresql.JSONB, nullable=False),
-        sa.Column(
-            "headers", sa.dialects.postgresql.JSONB, nullable=False, server_default="{}"
-        ),
+        sa.Column("headers", sa.dialects.postgresql.JSONB, nullable=False, server_default="{}"),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),

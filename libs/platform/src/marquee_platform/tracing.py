@@ -28,7 +28,7 @@ def configure_tracing(service: str, *, otlp_endpoint: str | None = None) -> None
         return
     provider = TracerProvider(resource=Resource.create({"service.name": f"marquee-{service}"}))
     if otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter,
         )
         from opentelemetry.sdk.trace.export import BatchSpanProcessor

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_analytics.settings import AnalyticsSettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_analytics.settings import AnalyticsSettings
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:

@@ -6,16 +6,19 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_auth.settings import AuthSettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_auth.settings import AuthSettings
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     return create_service_app(
         settings or AuthSettings(),
         title="Marquee auth",
-        description="Users, roles, credentials and tokens; publishes the JWKS every service verifies against.",
+        description=(
+            "Users, roles, credentials and tokens; publishes the JWKS every "
+            "service verifies against."
+        ),
     )
 
 

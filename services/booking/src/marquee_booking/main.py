@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_booking.settings import BookingSettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_booking.settings import BookingSettings
 
 
 def create_app(settings: BookingSettings | None = None) -> FastAPI:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_events.settings import EventsSettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_events.settings import EventsSettings
 
 
 def create_app(settings: EventsSettings | None = None) -> FastAPI:

@@ -76,19 +76,18 @@ def proxy_router() -> APIRouter:
         if base_url is None:
             known = ", ".join(sorted(settings.service_urls))
             raise NotFound(f"there is no service called {service!r}; known services: {known}")
-        declared_length = request.headers.get("content-length")
-        if declared_length and declared_length.isdigit():
-            if int(declared_length) > settings.max_body_bytes:
-                raise PayloadTooLarge(
-                    f"the request body is {declared_length} bytes, over the "
-                    f"{settings.max_body_bytes} byte limit; send less"
-                )
+        declared_length = request.headers.get("content-length", "")
+        if declared_length.isdigit() and int(declared_length) > settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"the request body is {declared_length} bytes, over the "
+                f"{settings.max_body_bytes} byte limit; send less"
+            )
         client: httpx.AsyncClient = request.app.state.upstream
         has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
         upstream_request = client.build_request(
             request.method,
             f"{base_url}/api/v1/{service}/{path}",
-            params=request.query_params.multi_items(),
+            params=request.url.query,
             headers=_forwarded_headers(request),
             content=_limited_body(request, settings.max_body_bytes) if has_body else None,
         )

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_inventory.settings import InventorySettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_inventory.settings import InventorySettings
 
 
 def create_app(settings: InventorySettings | None = None) -> FastAPI:

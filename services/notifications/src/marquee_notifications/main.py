@@ -6,16 +6,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_notifications.settings import NotificationsSettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_notifications.settings import NotificationsSettings
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     return create_service_app(
         settings or NotificationsSettings(),
         title="Marquee notifications",
-        description="Messages, preferences and schedules: what a person should hear about.",
+        description=("Messages, preferences and schedules: what a person should hear about."),
     )
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_payments.settings import PaymentsSettings
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
-from marquee_payments.settings import PaymentsSettings
 
 
 def create_app(settings: PaymentsSettings | None = None) -> FastAPI:

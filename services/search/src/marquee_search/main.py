@@ -15,7 +15,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     return create_service_app(
         settings or SearchSettings(),
         title="Marquee search",
-        description="The search index of events, rebuilt from the events change stream.",
+        description=("The search index of events, rebuilt from the events change stream."),
     )
 
 

@@ -15,7 +15,7 @@ def create_app(settings: WaitroomSettings | None = None) -> FastAPI:
     return create_service_app(
         settings or WaitroomSettings(),
         title="Marquee waitroom",
-        description="The fair virtual waiting room: queues, positions and admissions.",
+        description=("The fair virtual waiting room: queues, positions and admissions."),
     )
 
 

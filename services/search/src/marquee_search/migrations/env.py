@@ -1,5 +1,4 @@
 from marquee_platform.migrations import run_env
-
 from marquee_search.models import Base
 
 run_env(Base.metadata)
