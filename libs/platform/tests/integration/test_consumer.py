@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -22,10 +23,12 @@ from marquee_platform.consumer import ConsumerRunner, Delivery, RetryPolicy
 from marquee_platform.db import Database, WriteSession
 from marquee_platform.kafka import create_producer, publish
 from marquee_platform.testing import DatabaseFactory, wait_until
+from marquee_platform.tracing import configure_tracing, tracer
 
 pytestmark = pytest.mark.integration
 
 CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
+configure_tracing("tests")
 
 
 class ThingHappened(BaseModel):
@@ -156,9 +159,11 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
     registry.register(Topic(topic, ThingHappened, owner="test", description="test"))
     await create_topic(kafka_bootstrap, topic, partitions=1)
     attempts: dict[int, int] = {}
+    trace_ids_seen: set[int] = set()
 
     async def apply(delivery: Delivery, session: WriteSession) -> None:
         assert isinstance(delivery.data, ThingHappened)
+        trace_ids_seen.add(trace.get_current_span().get_span_context().trace_id)
         sequence = delivery.data.sequence
         attempts[sequence] = attempts.get(sequence, 0) + 1
         await session.execute(
@@ -168,7 +173,9 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
         if sequence == 3:
             raise RuntimeError("the fourth thing cannot be applied")
 
-    ids = await publish_things(producer, topic, 6)
+    with tracer().start_as_current_span("publish things") as span:
+        producing_trace_id = span.get_span_context().trace_id
+        ids = await publish_things(producer, topic, 6)
     await producer.send_and_wait(topic, b"this is not json", key=b"poison")
     database = Database(database_url)
     runner = ConsumerRunner(
@@ -215,3 +222,4 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
     assert "not a valid event" in reasons[1]
     assert {header["dlq_original_topic"].decode() for header in headers} == {topic}
     assert headers[0]["dlq_group"].decode() == group
+    assert trace_ids_seen == {producing_trace_id}, "handlers run in the producer's trace"
