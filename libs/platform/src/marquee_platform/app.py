@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import httpx
 import redis.asyncio as redis_asyncio
 from fastapi import APIRouter, FastAPI
 
@@ -21,10 +22,12 @@ from marquee_platform.health import (
     kafka_check,
     redis_check,
 )
+from marquee_platform.idempotency import install_idempotency
 from marquee_platform.logging import configure_logging
 from marquee_platform.metrics import PrometheusMiddleware, metrics_router
 from marquee_platform.middleware import RequestContextMiddleware
 from marquee_platform.problems import install_problem_handlers
+from marquee_platform.security import create_token_verifier
 from marquee_platform.settings import ServiceSettings
 from marquee_platform.tracing import configure_tracing
 
@@ -75,6 +78,14 @@ def create_service_app(
                 readiness.add("redis", redis_check(client))
             if uses_kafka:
                 readiness.add("kafka", kafka_check(settings.kafka_bootstrap))
+            jwks_client = httpx.AsyncClient()
+            stack.push_async_callback(jwks_client.aclose)
+            app.state.token_verifier = create_token_verifier(
+                jwks_url=settings.jwks_url,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                client=jwks_client,
+            )
             for startup in on_startup:
                 await startup(app, stack)
             yield {}
@@ -88,6 +99,7 @@ def create_service_app(
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
+    install_idempotency(app)
     app.add_middleware(PrometheusMiddleware, service=service)
     app.add_middleware(RequestContextMiddleware, service=service)
     app.include_router(health_router(service))
