@@ -60,5 +60,9 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for server_logger in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn installs its own plain-text handlers; route its lines through ours.
+        logging.getLogger(server_logger).handlers.clear()
+        logging.getLogger(server_logger).propagate = True
     for noisy in ("aiokafka", "kafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
