@@ -1,1 +1,1 @@
-"""cli"""
+"""The ``marquee`` command-line tool: local platform, databases, relays, consumers."""

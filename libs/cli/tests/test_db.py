@@ -1,0 +1,69 @@
+"""``marquee db``: migrate creates and upgrades a service's database; revision numbers files.
+
+The service here is auth's migrations copied to a temporary directory under a unique
+name, so the test writes nothing into the repository and touches no real dev database.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from marquee_cli.db import migrate, next_revision_id, revision
+from marquee_cli.infra import service_database_url
+from marquee_platform.db import to_libpq_dsn
+from marquee_platform.migrations import drop_database
+from marquee_platform.service import ServiceSpec, discover_services
+
+
+@pytest.fixture
+async def scratch_service(tmp_path: Path, postgres_url: str) -> AsyncIterator[ServiceSpec]:
+    auth = discover_services()["auth"]
+    assert auth.migrations is not None
+    migrations = tmp_path / "migrations"
+    shutil.copytree(auth.migrations, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = replace(auth, name=f"clitest_{uuid.uuid4().hex[:10]}", migrations=migrations)
+    yield spec
+    await drop_database(service_database_url(postgres_url, spec.name))
+
+
+def test_next_revision_id_follows_the_highest_number(tmp_path: Path) -> None:
+    assert next_revision_id(tmp_path) == "0001"
+    (tmp_path / "0001_platform_tables.py").touch()
+    (tmp_path / "0007_holds.py").touch()
+    (tmp_path / "README.py").touch()
+    assert next_revision_id(tmp_path) == "0008"
+
+
+@pytest.mark.integration
+async def test_migrate_creates_the_database_and_upgrades_it(
+    scratch_service: ServiceSpec, postgres_url: str
+) -> None:
+    said: list[str] = []
+    await migrate([scratch_service], postgres_url, said.append)
+    await migrate([scratch_service], postgres_url, said.append)  # idempotent
+    assert said[0].endswith("created and migrated to head")
+    assert said[1].endswith(": migrated to head")
+    url = service_database_url(postgres_url, scratch_service.name)
+    connection = await asyncpg.connect(to_libpq_dsn(url), timeout=10)
+    try:
+        assert await connection.fetchval("SELECT to_regclass('outbox')::text") == "outbox"
+    finally:
+        await connection.close()
+
+
+@pytest.mark.integration
+async def test_revision_writes_the_next_numbered_file(
+    scratch_service: ServiceSpec, postgres_url: str
+) -> None:
+    path = await revision(scratch_service, postgres_url, message="add seat maps", autogenerate=True)
+    assert path.name == "0002_add_seat_maps.py"
+    text = path.read_text()
+    assert "revision: str = '0002'" in text
+    assert "down_revision: str | None = '0001'" in text
