@@ -6,6 +6,7 @@ database engines and clients and closes them on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from marquee_platform.health import (
 )
 from marquee_platform.idempotency import install_idempotency
 from marquee_platform.logging import configure_logging
+from marquee_platform.maintenance import prune_periodically
 from marquee_platform.metrics import PrometheusMiddleware, metrics_router
 from marquee_platform.middleware import RequestContextMiddleware
 from marquee_platform.problems import install_problem_handlers
@@ -71,6 +73,16 @@ def create_service_app(
                 stack.push_async_callback(database.dispose)
                 app.state.database = database
                 readiness.add("database", database_check(database.write_engine))
+                pruning = asyncio.create_task(
+                    prune_periodically(
+                        database,
+                        every_seconds=settings.maintenance_interval_seconds,
+                        idempotency_key_ttl_hours=settings.idempotency_key_ttl_hours,
+                        inbox_retention_days=settings.inbox_retention_days,
+                    ),
+                    name="prune-platform-tables",
+                )
+                stack.callback(pruning.cancel)
             if uses_redis:
                 client = redis_asyncio.from_url(settings.redis_url)
                 stack.push_async_callback(client.aclose)

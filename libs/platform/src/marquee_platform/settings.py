@@ -46,6 +46,10 @@ class ServiceSettings(BaseSettings):
         default=None, description="OTLP/HTTP traces endpoint; spans are only propagated if unset"
     )
     idempotency_key_ttl_hours: int = 24
+    inbox_retention_days: int = Field(
+        default=14, description="Longer than Kafka retention: older redeliveries re-apply"
+    )
+    maintenance_interval_seconds: float = 3600.0
     internal_token: SecretStr | None = Field(
         default=None, description="Shared secret for service-to-service calls, if any"
     )
