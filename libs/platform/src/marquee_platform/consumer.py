@@ -98,6 +98,9 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             max_poll_records=self.max_poll_records,
             isolation_level="read_uncommitted",
+            # tansu answers a fetch only when this runs out; real Kafka answers as soon
+            # as data arrives, so a short wait costs little there and saves ~0.5 s here.
+            fetch_max_wait_ms=50,
         )
         producer = create_producer(self.bootstrap, client_id=f"marquee-{self.group}-dlq")
         await consumer.start()
