@@ -50,6 +50,9 @@ from marquee_platform.localinfra import port_open
 from marquee_platform.migrations import ensure_database, upgrade_async
 from marquee_platform.service import ServiceSpec, discover_services
 
+WORKER_METRICS_PORT = 9100
+"""The relay serves /metrics here; a service's consumers at 9100 + its port's last digits."""
+
 
 @dataclass(frozen=True)
 class DevOptions:
@@ -269,11 +272,13 @@ class _Dev:
                 relay_argv += ["--database-url", relay_url, "--name", spec.name]
             relay_argv += ["--kafka-bootstrap", urls[Piece.KAFKA]]
             relay_argv += ["--log-format", "json" if logs_as_json(env) else "text"]
+            relay_argv += ["--metrics-port", str(WORKER_METRICS_PORT + self.options.port_offset)]
             processes.append(ProcessSpec("relay", relay_argv, env, self.logs / "relay.log"))
         for spec in specs.values():
             if spec.consumer_factory is not None:
                 name = f"{spec.name}-consumer"
                 argv = [python, "-m", "marquee_cli", "consume", "--service", spec.name]
+                argv += ["--metrics-port", str(WORKER_METRICS_PORT + spec.dev_port % 100 + self.options.port_offset)]
                 processes.append(ProcessSpec(name, argv, env, self.logs / f"{name}.log"))
         return processes
 

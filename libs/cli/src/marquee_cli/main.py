@@ -227,9 +227,15 @@ def relay(
 @app.command()
 def consume(
     service: Annotated[str, typer.Option("--service", "-s", help="The service")],
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1 at this port")
+    ] = None,
 ) -> None:
     """Run the service's Kafka consumers until SIGTERM/SIGINT."""
     from marquee_cli.runners import run_consumer
+    from marquee_platform.metrics import serve_metrics
+
+    serve_metrics(metrics_port)
 
     spec = _service(service)
     if spec.consumer_factory is None:

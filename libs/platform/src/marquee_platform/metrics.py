@@ -85,3 +85,15 @@ def metrics_router() -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return metrics
+
+
+def serve_metrics(port: int | None, *, address: str = "127.0.0.1") -> None:
+    """Expose ``/metrics`` from a worker without an HTTP app (relay, consumers).
+
+    prometheus-client serves it from a daemon thread that ends with the process.
+    """
+    if port is None:
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=address)

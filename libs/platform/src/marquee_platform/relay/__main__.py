@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from marquee_platform.logging import configure_logging
+from marquee_platform.metrics import serve_metrics
 from marquee_platform.relay.common import (
     RelayConfigError,
     RelayOptions,
@@ -59,6 +60,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=_DEFAULTS.retention.total_seconds() / 3600,
         help="delete relayed rows older than this",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
+    parser.add_argument("--metrics-address", default="127.0.0.1")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     args = parser.parse_args(argv)
@@ -127,4 +132,5 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     arguments = parse_args()
     configure_logging("relay", level=arguments.log_level, json=arguments.log_format == "json")
+    serve_metrics(arguments.metrics_port, address=arguments.metrics_address)
     sys.exit(asyncio.run(main(arguments)))
