@@ -138,7 +138,8 @@ async def test_dev_runs_every_service_and_stops_cleanly_on_sigint(
             + f"\n{log()}"
         )
         assert gateway_up, f"the gateway's /readyz never reported everything up\n{log()}"
-        relay_metrics = httpx.get(f"http://127.0.0.1:{9100 + offset}/metrics", trust_env=False)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            relay_metrics = await client.get(f"http://127.0.0.1:{9100 + offset}/metrics")
         assert "marquee_relay_messages_total" in relay_metrics.text
         seen |= descendants(dev.pid)
         rss = {

@@ -278,7 +278,10 @@ class _Dev:
             if spec.consumer_factory is not None:
                 name = f"{spec.name}-consumer"
                 argv = [python, "-m", "marquee_cli", "consume", "--service", spec.name]
-                argv += ["--metrics-port", str(WORKER_METRICS_PORT + spec.dev_port % 100 + self.options.port_offset)]
+                argv += [
+                    "--metrics-port",
+                    str(WORKER_METRICS_PORT + spec.dev_port % 100 + self.options.port_offset),
+                ]
                 processes.append(ProcessSpec(name, argv, env, self.logs / f"{name}.log"))
         return processes
 
