@@ -207,9 +207,13 @@ def relay(
         typer.Option(help="auto: stream (cdc) where wal_level=logical, else poll"),
     ] = RelayModeChoice.AUTO,
     state_dir: StateDir = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1 at this port")
+    ] = None,
 ) -> None:
     """Relay the services' outbox rows to Kafka (all services with a database by default)."""
     from marquee_cli.runners import run_relays
+    from marquee_platform.metrics import serve_metrics
 
     try:
         specs = services_with_database(discover_services(), service)
@@ -221,6 +225,7 @@ def relay(
     except LookupError as exc:
         raise _fail(str(exc)) from exc
     targets = {spec.name: relay_database_url(url, spec.name) for spec in specs}
+    serve_metrics(metrics_port)
     asyncio.run(run_relays(targets, bootstrap, mode=mode.value))
 
 
