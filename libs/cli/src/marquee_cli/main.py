@@ -33,6 +33,18 @@ app = typer.Typer(
 db_app = typer.Typer(help="The services' databases: migrate them, write new revisions.")
 app.add_typer(db_app, name="db")
 
+
+def _add_service_commands() -> None:
+    """Services contribute command groups (``marquee auth create-admin``) through the
+    ``marquee.commands`` entry point group: a name and a ``typer.Typer``."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="marquee.commands"):
+        app.add_typer(entry.load(), name=entry.name)
+
+
+_add_service_commands()
+
 console = Console()
 
 PostgresUrl = Annotated[

@@ -8,6 +8,9 @@ here and nowhere else, so a schema change is one reviewed diff.
 from marquee_contracts.envelope import CloudEvent, new_event_id
 from marquee_contracts.topics import REGISTRY, Topic, TopicRegistry, UnknownEventType
 
+# Each owner's module registers its topics in REGISTRY when imported.
+from marquee_contracts import auth, catalog  # noqa: F401  isort: skip
+
 __all__ = [
     "REGISTRY",
     "CloudEvent",

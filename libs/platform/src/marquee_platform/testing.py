@@ -165,3 +165,63 @@ def serve_in_thread(app: Any, *, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+class TokenIssuer:
+    """Signs access tokens like the auth service does (EdDSA, ``kid``) and serves its JWKS.
+
+    Lets a service's tests act as any user with any roles without running auth.
+    """
+
+    def __init__(self, jwks_url: str, private_key: Any, kid: str) -> None:
+        self.jwks_url = jwks_url
+        self._private_key = private_key
+        self.kid = kid
+
+    def token(
+        self,
+        user_id: str,
+        roles: tuple[str, ...] = ("customer",),
+        *,
+        issuer: str = "marquee-auth",
+        audience: str = "marquee",
+        lifetime_seconds: int = 900,
+        **claims: Any,
+    ) -> str:
+        import jwt
+
+        now = int(time.time())
+        payload = {
+            "sub": user_id,
+            "roles": list(roles),
+            "iss": issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + lifetime_seconds,
+            "jti": uuid.uuid4().hex,
+            **claims,
+        }
+        return jwt.encode(payload, self._private_key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def headers(self, user_id: str, roles: tuple[str, ...] = ("customer",)) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id, roles)}"}
+
+
+@pytest.fixture(scope="session")
+def token_issuer() -> Iterator[TokenIssuer]:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from fastapi import FastAPI
+    from jwt.algorithms import OKPAlgorithm
+
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    kid = f"test-{uuid.uuid4().hex[:8]}"
+    public_jwk = OKPAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    document = {"keys": [{**public_jwk, "kid": kid, "use": "sig", "alg": "EdDSA"}]}
+    app = FastAPI()
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, Any]:
+        return document
+
+    with serve_in_thread(app) as base_url:
+        yield TokenIssuer(f"{base_url}/.well-known/jwks.json", private_key, kid)

@@ -1,0 +1,3 @@
+"""Events the auth service publishes (owner: ``auth``)."""
+
+from __future__ import annotations

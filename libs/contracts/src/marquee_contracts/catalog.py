@@ -1,0 +1,3 @@
+"""Events the events (catalog) service publishes (owner: ``events``)."""
+
+from __future__ import annotations
