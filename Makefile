@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_NATIVE_TLS := true
 
 .PHONY: help install dev doctor test test-unit test-integration lint fmt typecheck \
-        bench-relay clean
+        bench-relay bench-search bench-gateway clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,13 @@ typecheck: install
 
 bench-relay: install ## Outbox relay throughput and commit→consume lag
 	$(UV) run python bench/relay_bench.py
+
+bench-search: install ## 100,000 events in the PostgreSQL engine: indexing rate, query p50/p99, CDC lag
+	$(UV) run python bench/search_bench.py
+
+bench-gateway: install ## Logins/s, the gateway's added latency, memory with 10,000 open streams
+	$(UV) run python bench/gateway_bench.py
+	$(UV) run python bench/gateway_streams_bench.py
 
 clean: ## Remove local state (.marquee), caches and the virtualenv
 	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache
