@@ -62,8 +62,11 @@ async def test_migrate_creates_the_database_and_upgrades_it(
 async def test_revision_writes_the_next_numbered_file(
     scratch_service: ServiceSpec, postgres_url: str
 ) -> None:
+    assert scratch_service.migrations is not None
+    versions = scratch_service.migrations / "versions"
+    head = max(int(existing.name[:4]) for existing in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
     path = await revision(scratch_service, postgres_url, message="add seat maps", autogenerate=True)
-    assert path.name == "0002_add_seat_maps.py"
+    assert path.name == f"{head + 1:04d}_add_seat_maps.py"
     text = path.read_text()
-    assert "revision: str = '0002'" in text
-    assert "down_revision: str | None = '0001'" in text
+    assert f"revision: str = '{head + 1:04d}'" in text
+    assert f"down_revision: str | None = '{head:04d}'" in text

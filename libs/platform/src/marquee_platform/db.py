@@ -27,10 +27,19 @@ class WriteSession(AsyncSession):
     """A session inside the request's or message's one read-write transaction."""
 
 
+class _ReadOnlySession(Session):
+    """The sync session behind :class:`ReadSession`: its own class, so the flush guard
+    below applies to read sessions only (``AsyncSession`` subclasses otherwise share
+    SQLAlchemy's ``Session`` class, and a listener on it would refuse every flush)."""
+
+
 class ReadSession(AsyncSession):
     """A session for queries only; a flush raises so a write can't slip through."""
 
+    sync_session_class = _ReadOnlySession
 
+
+@event.listens_for(_ReadOnlySession, "before_flush")
 def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
     raise RuntimeError("a ReadSession cannot write; ask for a WriteSession")
 
@@ -92,7 +101,6 @@ class Database:
         self.read_sessions = async_sessionmaker(
             self.read_engine, class_=ReadSession, expire_on_commit=False, autoflush=False
         )
-        event.listen(ReadSession.sync_session_class, "before_flush", _refuse_flush)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriteSession]:

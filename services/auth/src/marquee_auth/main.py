@@ -2,23 +2,120 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from marquee_auth import api, handlers
+from marquee_auth.deps import AuthRuntime
+from marquee_auth.domain import AuthPolicy, parse_networks
+from marquee_auth.passwords import PasswordHasher
+from marquee_auth.repository import (
+    OneTimeTokenRepository,
+    RefreshTokenRepository,
+    SigningKeyRepository,
+)
 from marquee_auth.settings import AuthSettings
+from marquee_auth.throttling import LoginThrottle
+from marquee_auth.tokens import AccessTokenRevocations, DatabaseSigningKeys, utc_now
 from marquee_platform.app import create_service_app
+from marquee_platform.db import Database
+from marquee_platform.security import TokenVerifier, redis_revocation_check
 from marquee_platform.service import ServiceSpec
+
+logger = logging.getLogger(__name__)
+
+
+async def maintain_keys_and_tokens(database: Database, policy: AuthPolicy) -> None:
+    """One round of upkeep: signing keys (first key, promotion, rotation, pruning) and
+    forgetting expired tokens. Each in its own transaction."""
+    async with database.transaction() as session:
+        result = await handlers.maintain_signing_keys(
+            keys=SigningKeyRepository(session), policy=policy, clock=utc_now
+        )
+    if result.created or result.promoted or result.deleted:
+        logger.info(
+            "signing keys: created %s, promoted %s, retired %s, deleted %d",
+            result.created,
+            result.promoted,
+            result.retired,
+            result.deleted,
+        )
+    async with database.transaction() as session:
+        await handlers.prune_expired(
+            refresh_tokens=RefreshTokenRepository(session),
+            one_time_tokens=OneTimeTokenRepository(session),
+            policy=policy,
+            clock=utc_now,
+        )
+
+
+async def _maintain_periodically(database: Database, policy: AuthPolicy, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await maintain_keys_and_tokens(database, policy)
+        except Exception:
+            logger.exception("auth upkeep failed; retrying in %.0f s", every)
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    settings = settings or AuthSettings()
+    policy = settings.policy()
+
+    async def start_auth(app: FastAPI, stack: AsyncExitStack) -> None:
+        database: Database = app.state.database
+        signing_keys = DatabaseSigningKeys(database, retired_kept_for=policy.retired_key_kept_for)
+        app.state.auth = AuthRuntime(
+            policy=policy,
+            hasher=PasswordHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+                concurrency=settings.password_hash_concurrency,
+            ),
+            throttle=LoginThrottle(app.state.redis, settings.throttle_policy()),
+            revocations=AccessTokenRevocations(
+                app.state.redis, token_lifetime=policy.access_token_ttl
+            ),
+            signing_keys=signing_keys,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+            jwks_max_age_seconds=settings.jwks_max_age_seconds,
+        )
+        # Auth verifies its own tokens against its database rather than its own JWKS URL,
+        # and refuses tokens revoked through the shared Redis marker.
+        verifier: TokenVerifier = app.state.token_verifier
+        verifier.keys = signing_keys
+        verifier.is_revoked = redis_revocation_check(app.state.redis)
+        # Before serving: a key must exist to sign with (created under an advisory lock,
+        # so instances starting together make one).
+        await maintain_keys_and_tokens(database, policy)
+        upkeep = asyncio.create_task(
+            _maintain_periodically(database, policy, settings.signing_key_check_interval_seconds),
+            name="auth-upkeep",
+        )
+
+        async def stop_upkeep() -> None:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
+
+        stack.push_async_callback(stop_upkeep)
+
     return create_service_app(
-        settings or AuthSettings(),
+        settings,
         title="Marquee auth",
         description=(
             "Users, roles, credentials and tokens; publishes the JWKS every "
             "service verifies against."
         ),
+        routers=[api.auth, api.well_known],
+        uses_redis=True,
+        on_startup=[start_auth],
     )
 
 

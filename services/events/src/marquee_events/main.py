@@ -4,19 +4,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
+from marquee_events import api
+from marquee_events.domain import PreconditionFailed
+from marquee_events.handlers import Clock, utc_now
 from marquee_events.settings import EventsSettings
 from marquee_platform.app import create_service_app
+from marquee_platform.problems import ProblemResponse, problem
 from marquee_platform.service import ServiceSpec
 
 
-def create_app(settings: EventsSettings | None = None) -> FastAPI:
-    return create_service_app(
+async def _precondition_failed(request: Request, exc: Exception) -> ProblemResponse:
+    # The platform maps Conflict to 409; If-Match failures are 412 in HTTP's terms.
+    assert isinstance(exc, PreconditionFailed)
+    return problem(
+        412,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        instance=request.url.path,
+        **exc.extensions,
+    )
+
+
+def create_app(settings: EventsSettings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    """``clock`` is what "now" means to the rules (publishing, reviews, completion)."""
+    app = create_service_app(
         settings or EventsSettings(),
         title="Marquee events",
         description="Venues, seating maps, events, ticket types and reviews.",
+        routers=[api.venues, api.events, api.ticket_types, api.reviews],
     )
+    app.state.clock = clock
+    app.add_exception_handler(PreconditionFailed, _precondition_failed)
+    return app
 
 
 SERVICE = ServiceSpec(
@@ -25,4 +47,5 @@ SERVICE = ServiceSpec(
     app_factory="marquee_events.main:create_app",
     dev_port=8002,
     migrations=Path(__file__).parent / "migrations",
+    consumer_factory="marquee_events.consumers:create_consumer",
 )
