@@ -40,6 +40,13 @@ class Conflict(DomainError):
     title = "Conflict with the current state"
 
 
+class PreconditionFailed(Conflict):
+    """A conditional request (``If-Match``) named a version that is no longer current."""
+
+    code = "precondition-failed"
+    title = "Precondition failed"
+
+
 class Gone(DomainError):
     """The thing existed but no longer can be used (an expired hold)."""
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marquee_events.iso_codes import COUNTRY_CODES, CURRENCY_CODES
-from marquee_platform.errors import Conflict, InvalidInput, PermissionDenied
+from marquee_platform.errors import Conflict, InvalidInput, PermissionDenied, PreconditionFailed
 
 # ---- problems ---------------------------------------------------------------------------
 
@@ -132,8 +132,8 @@ class VersionConflict(Conflict):
     title = "It changed since you read it"
 
 
-class PreconditionFailed(VersionConflict):
-    """The same, asked for with ``If-Match``: HTTP says 412 for that."""
+class StaleIfMatch(VersionConflict, PreconditionFailed):
+    """The same, asked for with ``If-Match``: a failed precondition (HTTP 412)."""
 
     code = "precondition-failed"
     title = "Precondition failed"
@@ -143,7 +143,7 @@ def check_version(current: int, expected: ExpectedVersion | None, *, what: str) 
     """Refuse a change based on a stale read: someone else changed ``what`` meanwhile."""
     if expected is None or expected.version == current:
         return
-    error = PreconditionFailed if expected.from_header else VersionConflict
+    error = StaleIfMatch if expected.from_header else VersionConflict
     raise error(
         f"{what[0].upper()}{what[1:]} is at version {current}, not {expected.version}: it "
         "changed since you read it. Read it again, reapply your change and retry.",

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from marquee_events import api
-from marquee_events.domain import PreconditionFailed
 from marquee_events.handlers import Clock, utc_now
 from marquee_events.settings import EventsSettings
 from marquee_platform.app import create_service_app
-from marquee_platform.problems import ProblemResponse, problem
 from marquee_platform.service import ServiceSpec
-
-
-async def _precondition_failed(request: Request, exc: Exception) -> ProblemResponse:
-    # The platform maps Conflict to 409; If-Match failures are 412 in HTTP's terms.
-    assert isinstance(exc, PreconditionFailed)
-    return problem(
-        412,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
-        instance=request.url.path,
-        **exc.extensions,
-    )
 
 
 def create_app(settings: EventsSettings | None = None, *, clock: Clock = utc_now) -> FastAPI:
@@ -37,7 +22,6 @@ def create_app(settings: EventsSettings | None = None, *, clock: Clock = utc_now
         routers=[api.venues, api.events, api.ticket_types, api.reviews],
     )
     app.state.clock = clock
-    app.add_exception_handler(PreconditionFailed, _precondition_failed)
     return app
 
 
