@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from marquee_contracts import REGISTRY, CloudEvent, TopicRegistry, UnknownEventType
 from marquee_contracts.topics import dead_letter_topic
 from marquee_platform.db import Database, WriteSession
-from marquee_platform.kafka import create_producer
+from marquee_platform.kafka import create_producer, ensure_topics
 from marquee_platform.metrics import CONSUMED, CONSUMER_LAG
 from marquee_platform.outbox import INBOX
 from marquee_platform.tracing import headers_from_kafka, span_from_headers
@@ -82,6 +82,8 @@ class ConsumerRunner:
     """Called after a message's transaction committed and before its offset is; tests use
     it to crash in exactly that gap."""
 
+    ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    """Set once the group has given this consumer its partitions."""
     _next_offsets: dict[TopicPartition, int] = field(default_factory=dict, init=False)
 
     @property
@@ -89,8 +91,14 @@ class ConsumerRunner:
         return dead_letter_topic(self.group)
 
     async def run(self, stop: asyncio.Event) -> None:
+        await ensure_topics(
+            self.bootstrap,
+            {
+                topic: self.registry.get(topic).partitions if topic in self.registry else 1
+                for topic in self.handlers
+            },
+        )
         consumer = AIOKafkaConsumer(
-            *self.handlers,
             bootstrap_servers=self.bootstrap,
             group_id=self.group,
             client_id=f"marquee-{self.group}",
@@ -103,6 +111,7 @@ class ConsumerRunner:
             fetch_max_wait_ms=50,
         )
         producer = create_producer(self.bootstrap, client_id=f"marquee-{self.group}-dlq")
+        consumer.subscribe(list(self.handlers), listener=_SignalAssignment(self.ready))
         await consumer.start()
         await producer.start()
         logger.info("consumer group %s started on %s", self.group, sorted(self.handlers))
@@ -264,6 +273,17 @@ class ConsumerRunner:
             CONSUMER_LAG.labels(self.group, partition.topic, str(partition.partition)).set(
                 max(0, highwater - applied)
             )
+
+
+class _SignalAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, ready: asyncio.Event) -> None:
+        self._ready = ready
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._ready.set()
 
 
 async def run_until_signalled(runner: ConsumerRunner) -> None:

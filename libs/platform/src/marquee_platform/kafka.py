@@ -7,13 +7,13 @@ producer or transactions (the tansu dev broker can't do them), consumers dedupli
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from marquee_contracts import CloudEvent, Topic
+from marquee_contracts import CloudEvent
 from marquee_platform.tracing import kafka_headers
 
 
@@ -43,17 +43,23 @@ async def publish(producer: AIOKafkaProducer, topic: str, event: CloudEvent, *, 
     )
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[Topic], *, replication: int = 1) -> None:
-    """Create the registry's topics with their partition counts (brokers that don't
-    auto-create topics need this before the first produce)."""
+async def ensure_topics(
+    bootstrap: str, partitions_by_topic: Mapping[str, int], *, replication: int = 1
+) -> None:
+    """Create missing topics with their partition counts.
+
+    Consumers call this before subscribing: a consumer subscribed to a topic that does not
+    exist yet only notices it at its next metadata refresh (minutes), and brokers with
+    auto-creation off never create it at all.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(topic.name, topic.partitions, replication)
-            for topic in topics
-            if topic.name not in existing
+            NewTopic(name, partitions, replication)
+            for name, partitions in partitions_by_topic.items()
+            if name not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race

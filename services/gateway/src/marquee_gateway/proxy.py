@@ -65,11 +65,11 @@ async def _limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
 def proxy_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
-    @router.api_route(
-        "/api/v1/{service}/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    )
-    async def forward(request: Request, service: str, path: str) -> Response:
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+    @router.api_route("/api/v1/{service}", methods=methods)
+    @router.api_route("/api/v1/{service}/{path:path}", methods=methods)
+    async def forward(request: Request, service: str, path: str = "") -> Response:
         """Anyone may call: the service behind decides who may do what."""
         settings = request.app.state.settings
         base_url = settings.service_urls.get(service)
@@ -86,7 +86,7 @@ def proxy_router() -> APIRouter:
         has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
         upstream_request = client.build_request(
             request.method,
-            f"{base_url}/api/v1/{service}/{path}",
+            f"{base_url}/api/v1/{service}/{path}" if path else f"{base_url}/api/v1/{service}",
             params=request.url.query,
             headers=_forwarded_headers(request),
             content=_limited_body(request, settings.max_body_bytes) if has_body else None,
