@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from marquee_events.main import SERVICE as EVENTS
 from marquee_events.main import create_app as create_events_app
@@ -180,6 +181,8 @@ async def gateway(
             "search_refresh": "wait_for",
         }
     search_settings = SearchSettings(database_url=search_url, **engine_settings, **common)
+    # A reindex from the events service's API runs with an admin's token.
+    search_settings.internal_token = SecretStr(token_issuer.token("reindexer", ("admin",)))
 
     stop = asyncio.Event()
     relay = asyncio.create_task(
@@ -208,6 +211,7 @@ async def gateway(
             create_gateway_app(GatewaySettings(service_urls={"events": ev, "search": se}, **common))
         ) as gateway_url,
     ):
+        search_settings.events_url = ev
         yield gateway_url, search_settings
     stop.set()
     await asyncio.wait_for(asyncio.gather(relay, indexing), timeout=30)
@@ -249,8 +253,10 @@ async def test_published_event_is_found_edited_cancelled_and_survives_a_reindex(
         # A reindex swaps in a fresh index while the public keeps searching.
         failures: list[str] = []
         searches = 0
+        # PostgreSQL rebuilds from the events service's API, OpenSearch from the topic.
+        source = Source.HTTP if search_settings.search_url is None else Source.KAFKA
         reindexing = asyncio.create_task(
-            reindex_async(search_settings, source=Source.KAFKA, kafka_bootstrap=kafka_bootstrap)
+            reindex_async(search_settings, source=source, kafka_bootstrap=kafka_bootstrap)
         )
         while not reindexing.done():
             response = await client.get("/api/v1/search/events", params={"q": word})

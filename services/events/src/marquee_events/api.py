@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marquee_contracts.catalog import EventChanged
 from marquee_events import handlers
 from marquee_events.deps import (
     ClockDep,
@@ -64,6 +65,7 @@ from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
 from marquee_platform.idempotency import IdempotencyKey
 from marquee_platform.outbox import Outbox
 from marquee_platform.pagination import CursorParamsDep, Page, paginate
+from marquee_platform.security import Principal, Role, require_roles
 
 venues = router(prefix="/api/v1/events/venues", tags=["venues"])
 events = router(prefix="/api/v1/events", tags=["events"])
@@ -244,6 +246,34 @@ async def list_my_events(
         descending=True,
     )
     return page.map(lambda event: event_summary(EventAggregate(event, event.venue, ())))
+
+
+@events.get(
+    "/snapshots",
+    summary="Every event as its change snapshot, to rebuild derived data (admins)",
+)
+async def list_snapshots(
+    admin: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
+    session: ReadSessionDep,
+    params: CursorParamsDep,
+) -> Page[EventChanged]:
+    """**Who may call:** admins (``marquee search reindex --source http`` runs with an
+    admin's token). Every event, drafts, cancelled and deleted ones included, exactly as
+    ``events.event-changed.v1`` carries it, oldest first."""
+    page = await paginate(
+        session, EventRepository.every_event(), order_by=(Event.created_at, Event.id), params=params
+    )
+    events_on_page: list[Event] = list(page.items)
+    ticket_types = await EventRepository(session).ticket_types_by_event(
+        [event.id for event in events_on_page]
+    )
+    return Page(
+        items=[
+            handlers.event_changed_message(event, event.venue, ticket_types[event.id])
+            for event in events_on_page
+        ],
+        next_cursor=page.next_cursor,
+    )
 
 
 @events.get(

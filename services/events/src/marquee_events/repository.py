@@ -146,6 +146,24 @@ class EventRepository:
         )
 
     @staticmethod
+    def every_event() -> Select[Event]:
+        """All events, drafts and deleted ones included (for snapshots)."""
+        return select(Event).options(selectinload(Event.venue))
+
+    async def ticket_types_by_event(
+        self, event_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[TicketType]]:
+        found: dict[uuid.UUID, list[TicketType]] = {event_id: [] for event_id in event_ids}
+        rows = await self._session.scalars(
+            select(TicketType)
+            .where(TicketType.event_id.in_(event_ids))
+            .order_by(TicketType.created_at, TicketType.id)
+        )
+        for ticket_type in rows:
+            found[ticket_type.event_id].append(ticket_type)
+        return found
+
+    @staticmethod
     def ticket_types_of(event_id: uuid.UUID) -> Select[TicketType]:
         return select(TicketType).where(TicketType.event_id == event_id)
 

@@ -485,3 +485,35 @@ async def test_the_service_is_ready(client: httpx.AsyncClient) -> None:
     await wait_until(ready, timeout=30, message="/readyz never said ready (database, Kafka)")
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/api/v1/events/{event_id}/reviews/{review_id}/reply" in paths
+
+
+async def test_admins_page_through_every_events_snapshot_others_are_refused(
+    client: httpx.AsyncClient, catalog: Catalog, people: People
+) -> None:
+    published = await catalog.published_event()
+    venue = await catalog.venue()
+    draft = await catalog.event(venue["id"])
+
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = await client.get("/api/v1/events/snapshots", params=params, headers=people.admin())
+        assert page.status_code == 200, page.text
+        seen.extend(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    by_id = {snapshot["event_id"]: snapshot for snapshot in seen}
+    assert len(by_id) == len(seen) == 2
+    assert by_id[published["id"]]["public"] is True
+    assert by_id[published["id"]]["version"] == published["version"]
+    assert {ticket["name"] for ticket in by_id[published["id"]]["ticket_types"]} == {
+        "Stalls",
+        "Floor",
+    }
+    assert by_id[draft["id"]]["public"] is False
+
+    for who in (people.organizer(), people.customer()):
+        refused = await client.get("/api/v1/events/snapshots", headers=who)
+        assert refused.status_code == 403
