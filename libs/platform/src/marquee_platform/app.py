@@ -109,6 +109,10 @@ def create_service_app(
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # RequestContextMiddleware and PrometheusMiddleware already trace and count each
+        # request; FastAPI's own OpenTelemetry would add a second server span (and
+        # per-dependency spans) to every request, and hold them for a stream's lifetime.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     install_idempotency(app)

@@ -73,12 +73,15 @@ async def test_ticket_holders_are_recorded_once_however_often_booking_says_so(
     unique_name: Callable[[str], str],
 ) -> None:
     topic = f"booking.{unique_name('ticket-issued')}.v1"
+    # Its own deletions topic too: other tests on this broker publish real user deletions.
+    deletions_topic = f"auth.{unique_name('user-deleted')}.v1"
     await create_topic(kafka_bootstrap, topic)
+    await create_topic(kafka_bootstrap, deletions_topic)
     runner = build_consumer(
         events_settings,
         database=database,
         group=unique_name("events"),
-        topic_names={TICKET_ISSUED.name: topic},
+        topic_names={TICKET_ISSUED.name: topic, USER_DELETED.name: deletions_topic},
     )
     stop = asyncio.Event()
     consuming = asyncio.create_task(runner.run(stop))

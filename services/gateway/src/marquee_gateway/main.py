@@ -5,13 +5,39 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import httpx
+import redis.asyncio as redis_asyncio
 from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
+from marquee_gateway.api_docs import OpenApiAggregator, api_docs_router
+from marquee_gateway.edge import EdgeMiddleware, fail_open_revocation_check
+from marquee_gateway.fanout import StreamHub
 from marquee_gateway.proxy import proxy_router
+from marquee_gateway.ratelimit import RateLimiter
 from marquee_gateway.readiness import add_service_checks
 from marquee_gateway.settings import GatewaySettings
+from marquee_gateway.streams import StreamHandoffMiddleware, streams_router
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
+
+CORS_ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Location",
+]
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -32,18 +58,65 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         stack.push_async_callback(client.aclose)
         app.state.upstream = client
         await add_service_checks(app, client)
+        app.state.openapi_aggregator = OpenApiAggregator(
+            client=client, settings=settings, gateway_document=app.openapi
+        )
 
-    return create_service_app(
+    async def open_edge(app: FastAPI, stack: AsyncExitStack) -> None:
+        # Every request touches Redis here, so the pool waits for a free connection when
+        # busy instead of failing at once (the default pool's behaviour at its limit).
+        edge_redis = redis_asyncio.Redis(
+            connection_pool=redis_asyncio.BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=settings.redis_pool_size,
+                timeout=2.0,  # waiting for a free connection
+                socket_connect_timeout=2.0,
+                socket_timeout=5.0,
+            )
+        )
+        stack.push_async_callback(edge_redis.aclose)
+        app.state.edge_redis = edge_redis
+        app.state.token_verifier.is_revoked = fail_open_revocation_check(edge_redis)
+        app.state.rate_limiter = RateLimiter(edge_redis, settings)
+        hub = StreamHub(
+            settings.redis_url,
+            subscribe_timeout=settings.stream_subscribe_timeout_seconds,
+            send_timeout=settings.stream_send_timeout_seconds,
+        )
+        await hub.start()
+        stack.push_async_callback(hub.stop)
+        app.state.stream_hub = hub
+
+    app = create_service_app(
         settings,
         title="Marquee gateway",
         description="The one door for the web SPA: routes /api/v1/<service>/... to each "
-        "service; /readyz reports every service and infrastructure piece.",
-        routers=[proxy_router()],
+        "service, checks tokens and rate limits at the edge, streams real-time messages "
+        "(/api/v1/stream) and serves the whole API's OpenAPI document (/api/openapi.json); "
+        "/readyz reports every service and infrastructure piece.",
+        routers=[streams_router(), api_docs_router(), proxy_router()],
         uses_database=False,
         uses_redis=True,
         uses_kafka=True,
-        on_startup=[open_upstream_pool],
+        on_startup=[open_upstream_pool, open_edge],
     )
+    # Innermost of the middleware, so a refusal at the edge still gets a request id, is
+    # counted in the HTTP metrics and carries CORS headers (add_middleware would put it
+    # outermost).
+    app.user_middleware.append(Middleware(EdgeMiddleware))
+    # Outside the rest: every answer, refusals included, must be readable by the SPA.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=CORS_ALLOWED_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        allow_credentials=settings.cors_allow_credentials,
+        max_age=settings.cors_max_age_seconds,
+    )
+    # Outermost of all: idle streams live on here, not inside the stack (see its docstring).
+    app.add_middleware(StreamHandoffMiddleware)
+    return app
 
 
 SERVICE = ServiceSpec(
