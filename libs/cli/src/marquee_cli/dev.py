@@ -257,6 +257,8 @@ class _Dev:
                 argv=[
                     *(python, "-m", "uvicorn", "--factory", spec.app_factory),
                     *("--host", "127.0.0.1", "--port", str(self._port(spec))),
+                    # Open event streams never finish by themselves: bound the wait on Ctrl-C.
+                    *("--timeout-graceful-shutdown", "5"),
                 ],
                 env=env,
                 log_path=self.logs / f"{spec.name}.log",

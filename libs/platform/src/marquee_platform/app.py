@@ -84,7 +84,13 @@ def create_service_app(
                 )
                 stack.callback(pruning.cancel)
             if uses_redis:
-                client = redis_asyncio.from_url(settings.redis_url)
+                # A blocking pool waits for a free connection under a burst instead of
+                # failing with MaxConnectionsError as the default pool does.
+                pool = redis_asyncio.BlockingConnectionPool.from_url(
+                    settings.redis_url, max_connections=settings.redis_pool_size, timeout=5
+                )
+                client = redis_asyncio.Redis(connection_pool=pool)
+                stack.push_async_callback(pool.disconnect)
                 stack.push_async_callback(client.aclose)
                 app.state.redis = client
                 readiness.add("redis", redis_check(client))

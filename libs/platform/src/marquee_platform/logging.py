@@ -64,5 +64,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
         # uvicorn installs its own plain-text handlers; route its lines through ours.
         logging.getLogger(server_logger).handlers.clear()
         logging.getLogger(server_logger).propagate = True
-    for noisy in ("aiokafka", "kafka", "uvicorn.access"):
+    # httpx logs every request's full URL at INFO, query string included, and a query
+    # string may carry a token (EventSource can't send headers): keep those lines out.
+    for noisy in ("aiokafka", "kafka", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

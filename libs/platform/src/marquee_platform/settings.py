@@ -36,6 +36,7 @@ class ServiceSettings(BaseSettings):
     )
     database_pool_size: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_pool_size: int = 100
     kafka_bootstrap: str = "127.0.0.1:9092"
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwt_issuer: str = "marquee-auth"

@@ -29,3 +29,9 @@ def test_json_lines_carry_service_request_and_trace_ids(capsys: pytest.CaptureFi
     assert line["trace_id"] == trace_id
     assert line["order_id"] == "o-1"
     assert line["card_token"] == "[redacted]", "secrets never reach the logs"
+
+
+def test_request_urls_with_query_strings_stay_out_of_the_logs() -> None:
+    configure_logging("gateway", level="INFO", json=True)
+    # httpx would log "GET http://…/stream?access_token=…" at INFO.
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
