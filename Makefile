@@ -8,7 +8,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 PYTEST_WORKERS ?= auto
 export UV_PYTHON_DOWNLOADS := never
 # Trust the system certificate store (where a machine adds its own CAs), not a bundled one.
-export UV_NATIVE_TLS := true
+export UV_SYSTEM_CERTS := true
 
 .PHONY: help install dev doctor test test-unit test-integration lint fmt typecheck \
         bench-relay bench-search bench-gateway clean
