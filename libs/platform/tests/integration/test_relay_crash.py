@@ -43,7 +43,10 @@ KEYS = 37
 async def require_logical_replication(connection: asyncpg.Connection) -> None:
     level = await connection.fetchval("SHOW wal_level")
     if level != "logical":
-        pytest.skip(f"CDC needs wal_level=logical (the server has {level})")
+        pytest.fail(
+            f"CDC needs wal_level=logical (the server has {level}): "
+            "ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (see .ci/run)"
+        )
 
 
 async def insert_paced(connection: asyncpg.Connection, rows: list[OutboxRow]) -> None:

@@ -79,7 +79,10 @@ async def outbox(make_database: DatabaseFactory, kafka_bootstrap: str) -> AsyncI
 
 async def skip_unless_logical(connection: asyncpg.Connection, mode: str) -> None:
     if mode in ("cdc", "auto") and await connection.fetchval("SHOW wal_level") != "logical":
-        pytest.skip("CDC needs wal_level=logical")
+        pytest.fail(
+            "CDC needs wal_level=logical: ALTER SYSTEM SET wal_level = logical and restart "
+            "PostgreSQL (see .ci/run)"
+        )
 
 
 @contextlib.asynccontextmanager
