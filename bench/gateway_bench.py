@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 
 from marquee_auth.main import SERVICE as AUTH
-from marquee_platform.localinfra import free_port, stop_process, wait_for_port
 from marquee_platform.migrations import drop_database, ensure_database, upgrade_async
+from marquee_testing.localinfra import free_port, stop_process, wait_for_port
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway bench account
 

@@ -42,14 +42,14 @@ import httpx
 import psutil
 import redis.asyncio as redis_asyncio
 
-from marquee_platform.localinfra import (
+from marquee_platform.realtime import CHANNEL_PREFIX, event_channel, publish
+from marquee_testing.localinfra import (
     free_port,
     port_open,
     start_redis,
     stop_process,
     wait_for_port,
 )
-from marquee_platform.realtime import CHANNEL_PREFIX, event_channel, publish
 
 DEADLINE_SECONDS = 110
 OPEN_CONCURRENCY = 400

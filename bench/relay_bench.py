@@ -35,10 +35,10 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from marquee_auth.main import SERVICE
-from marquee_platform.localinfra import Broker, start_tansu
 from marquee_platform.migrations import drop_database, ensure_database, upgrade_async
 from marquee_platform.relay import slot_name_for
-from marquee_platform.relay.testing import (
+from marquee_testing.localinfra import Broker, start_tansu
+from marquee_testing.relay import (
     RelayProcess,
     TopicReader,
     connect,

@@ -45,13 +45,13 @@ from marquee_contracts import REGISTRY
 from marquee_contracts.catalog import EventChanged, EventVenue, PriceRange
 from marquee_platform.db import Database
 from marquee_platform.kafka import create_producer, publish
-from marquee_platform.localinfra import Broker, start_tansu
 from marquee_platform.migrations import drop_database, ensure_database, upgrade_async
 from marquee_search.changes import EVENT_CHANGED, entry_from_message_data
 from marquee_search.consumers import create_runner
 from marquee_search.domain import GeoPoint, IndexEntry, SearchQuery, Sort
+from marquee_search.engines.postgres import PostgresSearchEngine
 from marquee_search.main import SERVICE
-from marquee_search.postgres_engine import PostgresSearchEngine
+from marquee_testing.localinfra import Broker, start_tansu
 
 console = Console()
 

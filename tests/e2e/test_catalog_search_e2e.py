@@ -28,16 +28,14 @@ from marquee_gateway.main import create_app as create_gateway_app
 from marquee_gateway.settings import GatewaySettings
 from marquee_platform.db import Database, to_libpq_dsn
 from marquee_platform.relay import run_relay
-from marquee_platform.testing import DatabaseFactory, TokenIssuer, serve_in_thread
-from marquee_search.commands import Source, reindex_async
+from marquee_search.cli import Source, reindex_async
 from marquee_search.consumers import create_runner
-from marquee_search.engine import create_engine
+from marquee_search.engines import create_engine
 from marquee_search.main import SERVICE as SEARCH
 from marquee_search.main import create_app as create_search_app
 from marquee_search.settings import SearchSettings
-from marquee_search.testing import search_cluster_url  # noqa: F401 - the osmem fixture
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory, TokenIssuer, serve_in_thread
+from marquee_testing.search import search_cluster_url  # noqa: F401 - the osmem fixture
 
 SEARCHABLE_WITHIN = 1.0
 """Seconds from the organizer's response to the event being found (the target p99)."""

@@ -27,11 +27,9 @@ from marquee_contracts import CloudEvent
 from marquee_gateway.main import create_app as create_gateway_app
 from marquee_gateway.settings import GatewaySettings, RateLimitClass, RateLimitRule
 from marquee_platform.db import to_libpq_dsn
-from marquee_platform.localinfra import free_port
 from marquee_platform.relay import run_relay
-from marquee_platform.testing import DatabaseFactory, serve_in_thread
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory, serve_in_thread
+from marquee_testing.localinfra import free_port
 
 PASSWORD = "correct horse battery staple"
 

@@ -8,9 +8,7 @@ from sqlalchemy import text
 
 from marquee_platform.db import Database
 from marquee_platform.service import ServiceSpec, discover_services
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 SERVICES = discover_services()
 EXPECTED = {

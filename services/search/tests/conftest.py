@@ -1,6 +1,6 @@
-"""Fixtures of the search tests (defined in marquee_search.testing)."""
+"""Fixtures of the search tests (defined in marquee_testing.search)."""
 
-from marquee_search.testing import (  # noqa: F401
+from marquee_testing.search import (  # noqa: F401
     engine,
     opensearch_engine,
     postgres_engine,

@@ -46,9 +46,9 @@ from marquee_cli.supervisor import (
     Supervisor,
     format_duration,
 )
-from marquee_platform.localinfra import port_open
 from marquee_platform.migrations import ensure_database, upgrade_async
 from marquee_platform.service import ServiceSpec, discover_services
+from marquee_testing.localinfra import port_open
 
 WORKER_METRICS_PORT = 9100
 """The relay serves /metrics here; a service's consumers at 9100 + its port's last digits."""

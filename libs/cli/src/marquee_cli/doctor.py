@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from marquee_cli.infra import LOCAL_DEFAULTS, Choice, Piece, Source, choose, project_root, wal_level
-from marquee_platform.localinfra import EMBEDDED_POSTGRES_USER, port_open
+from marquee_testing.localinfra import EMBEDDED_POSTGRES_USER, port_open
 
 
 class Status(StrEnum):

@@ -24,14 +24,14 @@ import psutil
 from sqlalchemy.engine import make_url
 
 from marquee_platform.db import to_libpq_dsn
-from marquee_platform.localinfra import (
+from marquee_platform.service import ServiceSpec
+from marquee_testing.localinfra import (
     free_port,
     port_open,
     start_embedded_postgres,
     start_redis,
     start_tansu,
 )
-from marquee_platform.service import ServiceSpec
 
 POSTGRES_ENV = "MARQUEE_POSTGRES_URL"
 REDIS_ENV = "MARQUEE_REDIS_URL"

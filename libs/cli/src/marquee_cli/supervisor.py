@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from marquee_platform.localinfra import die_with_parent
+from marquee_testing.localinfra import die_with_parent
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ database engines and clients and closes them on shutdown.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -25,15 +24,18 @@ from marquee_platform.health import (
 )
 from marquee_platform.idempotency import install_idempotency
 from marquee_platform.logging import configure_logging
-from marquee_platform.maintenance import prune_periodically
+from marquee_platform.maintenance import pruning_task
 from marquee_platform.metrics import PrometheusMiddleware, metrics_router
 from marquee_platform.middleware import RequestContextMiddleware
+from marquee_platform.periodic import PeriodicTask
 from marquee_platform.problems import install_problem_handlers
 from marquee_platform.security import create_token_verifier
 from marquee_platform.settings import ServiceSettings
 from marquee_platform.tracing import configure_tracing
 
 Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
+PeriodicTaskFactory = Callable[[FastAPI], PeriodicTask]
+"""Builds a periodic task from the started app (its state holds the database, clients)."""
 
 
 def create_service_app(
@@ -46,12 +48,15 @@ def create_service_app(
     uses_redis: bool = False,
     uses_kafka: bool = True,
     on_startup: Sequence[Startup] = (),
+    periodic_tasks: Sequence[PeriodicTaskFactory] = (),
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
     ``app.state.database`` (and ``app.state.redis`` when asked for) are created in the
     lifespan, not at import time, so tests build apps against their own databases.
+    ``periodic_tasks`` start after every ``on_startup`` and stop first at shutdown; a
+    service with a database also prunes the platform tables (one replica at a time).
     """
     service = settings.service_name
     configure_logging(service, level=settings.log_level, json=settings.log_json)
@@ -73,16 +78,13 @@ def create_service_app(
                 stack.push_async_callback(database.dispose)
                 app.state.database = database
                 readiness.add("database", database_check(database.write_engine))
-                pruning = asyncio.create_task(
-                    prune_periodically(
-                        database,
-                        every_seconds=settings.maintenance_interval_seconds,
-                        idempotency_key_ttl_hours=settings.idempotency_key_ttl_hours,
-                        inbox_retention_days=settings.inbox_retention_days,
-                    ),
-                    name="prune-platform-tables",
+                pruning = pruning_task(
+                    database,
+                    every_seconds=settings.maintenance_interval_seconds,
+                    idempotency_key_ttl_hours=settings.idempotency_key_ttl_hours,
+                    inbox_retention_days=settings.inbox_retention_days,
                 )
-                stack.callback(pruning.cancel)
+                stack.push_async_callback(pruning.start().stop)
             if uses_redis:
                 # A blocking pool waits for a free connection under a burst instead of
                 # failing with MaxConnectionsError as the default pool does.
@@ -106,6 +108,8 @@ def create_service_app(
             )
             for startup in on_startup:
                 await startup(app, stack)
+            for make_task in periodic_tasks:
+                stack.push_async_callback(make_task(app).start().stop)
             yield {}
 
     app = FastAPI(

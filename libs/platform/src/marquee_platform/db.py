@@ -4,11 +4,17 @@ One transaction per HTTP request or consumed message, opened and committed at th
 (:class:`marquee_platform.http.TransactionalRoute`, the consumer runner). Handlers and
 repositories receive a session and never commit. Read-only work gets a
 :class:`ReadSession` bound to the replica (or the primary) that refuses to flush.
+
+Work that must happen only once the transaction is durable (a real-time nudge to
+browsers, waking a local worker) is registered with :func:`after_commit` on the session:
+it runs after ``COMMIT`` succeeded and never when the transaction rolled back. Anything
+another service must learn goes to the outbox instead, in the transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +27,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+AfterCommitAction = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "marquee.after_commit"
 
 
 class WriteSession(AsyncSession):
@@ -42,6 +53,31 @@ class ReadSession(AsyncSession):
 @event.listens_for(_ReadOnlySession, "before_flush")
 def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
     raise RuntimeError("a ReadSession cannot write; ask for a WriteSession")
+
+
+def after_commit(session: AsyncSession, action: AfterCommitAction) -> None:
+    """Run ``action`` once this session's transaction has committed.
+
+    The request's unit of work and :meth:`Database.transaction` (which the consumer
+    runner uses) run the actions in the order added, after ``COMMIT`` returned; a rollback
+    discards them. An action that fails is logged and does not undo the commit or fail
+    the request, so use it only for what is safe to lose (a nudge, a cache refresh).
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def discard_after_commit(session: AsyncSession) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """Run and forget the session's after-commit actions (call right after COMMIT)."""
+    actions: list[AfterCommitAction] = session.info.pop(_AFTER_COMMIT, [])
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            logger.exception("an after-commit action failed (the transaction stays committed)")
 
 
 def to_async_url(url: str) -> str:
@@ -104,9 +140,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriteSession]:
-        """Open a session and one transaction; commit on success, roll back on error."""
-        async with self.write_sessions() as session, session.begin():
-            yield session
+        """Open a session and one transaction; commit on success, roll back on error.
+
+        After the commit, the session's :func:`after_commit` actions run.
+        """
+        async with self.write_sessions() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                discard_after_commit(session)
+                raise
+            await run_after_commit(session)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[ReadSession]:

@@ -4,6 +4,9 @@
 endpoint asks for a :data:`WriteSessionDep`), commits it after the endpoint returned and
 *before* the response leaves, and rolls it back on any error. Idempotent replay
 (:mod:`marquee_platform.idempotency`) stores the response inside that same transaction.
+Actions registered with :func:`marquee_platform.db.after_commit` run once the commit
+succeeded, still before the response leaves (so a browser nudged by one never races
+ahead of the answer to the request that caused it).
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from marquee_platform.db import Database, ReadSession, WriteSession
+from marquee_platform.db import (
+    Database,
+    ReadSession,
+    WriteSession,
+    discard_after_commit,
+    run_after_commit,
+)
 
 
 class UnitOfWork:
@@ -41,9 +50,11 @@ class UnitOfWork:
         for hook in self.before_commit:
             await hook(response)
         await self._session.commit()
+        await run_after_commit(self._session)
 
     async def close(self) -> None:
         if self._session is not None:
+            discard_after_commit(self._session)  # only left here if nothing committed
             await self._session.close()  # rolls back anything not committed
             self._session = None
 

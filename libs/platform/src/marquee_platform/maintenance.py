@@ -7,7 +7,6 @@ replay), after which a redelivered event would be applied again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any, cast
@@ -17,6 +16,7 @@ from sqlalchemy import CursorResult, delete, func
 from marquee_platform.db import Database
 from marquee_platform.idempotency import delete_expired_idempotency_keys
 from marquee_platform.outbox import INBOX
+from marquee_platform.periodic import PeriodicTask
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +39,24 @@ async def prune_platform_tables(
     return {"idempotency_keys": keys, "inbox": inbox}
 
 
-async def prune_periodically(
+def pruning_task(
     database: Database,
     *,
     every_seconds: float,
     idempotency_key_ttl_hours: int,
     inbox_retention_days: int,
-) -> None:
-    """Run :func:`prune_platform_tables` forever; a failure is logged and retried later."""
-    while True:
-        try:
-            pruned = await prune_platform_tables(
-                database,
-                idempotency_key_ttl_hours=idempotency_key_ttl_hours,
-                inbox_retention_days=inbox_retention_days,
-            )
-            if any(pruned.values()):
-                logger.info("pruned platform tables: %s", pruned)
-        except Exception:
-            logger.exception("pruning platform tables failed; will retry")
-        await asyncio.sleep(every_seconds)
+) -> PeriodicTask:
+    """:func:`prune_platform_tables` every ``every_seconds``, by one replica at a time."""
+
+    async def prune() -> None:
+        pruned = await prune_platform_tables(
+            database,
+            idempotency_key_ttl_hours=idempotency_key_ttl_hours,
+            inbox_retention_days=inbox_retention_days,
+        )
+        if any(pruned.values()):
+            logger.info("pruned platform tables: %s", pruned)
+
+    return PeriodicTask(
+        "prune-platform-tables", every_seconds=every_seconds, run=prune, single_runner=database
+    )

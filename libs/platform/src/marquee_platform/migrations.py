@@ -34,8 +34,13 @@ def _connect_kwargs(url: str, database: str) -> dict[str, object]:
     return kwargs
 
 
-async def ensure_database(url: str) -> bool:
-    """Create the database named in ``url`` if it is missing. True if it was created."""
+async def ensure_database(url: str, *, template: str | None = None) -> bool:
+    """Create the database named in ``url`` if it is missing. True if it was created.
+
+    With ``template``, the new database is a copy of that one (``CREATE DATABASE …
+    TEMPLATE``: a file copy, far faster than running the migrations again); nobody may be
+    connected to the template meanwhile.
+    """
     name = make_url(url).database
     if not name:
         raise ValueError(f"the database URL names no database: {make_url(url)!r}")
@@ -44,9 +49,11 @@ async def ensure_database(url: str) -> bool:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
             return False
-        quoted = '"' + name.replace('"', '""') + '"'
+        statement = f"CREATE DATABASE {_quoted(name)}"
+        if template is not None:
+            statement += f" TEMPLATE {_quoted(template)}"
         try:
-            await connection.execute(f"CREATE DATABASE {quoted}")
+            await connection.execute(statement)
         except asyncpg.DuplicateDatabaseError:
             return False
         return True
@@ -64,10 +71,13 @@ async def drop_database(url: str) -> None:
             "WHERE database = $1 AND NOT active",
             name,
         )
-        quoted = '"' + name.replace('"', '""') + '"'
-        await connection.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        await connection.execute(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
     finally:
         await connection.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def alembic_config(url: str, script_location: Path) -> Config:

@@ -21,21 +21,25 @@ What it does, atomically, in one Lua script:
 
 Because the three steps happen in one script, subscribers see a channel's messages in id
 order, and every published message is also in the stream. Publishing is not transactional
-with the database: call it after your transaction committed (a lost real-time nudge costs a
-browser a refresh, never data). The keys are not hash-tagged: on Redis Cluster, point
+with the database: register it with :func:`marquee_platform.db.after_commit` so it runs
+only once the transaction committed (a lost real-time nudge costs a browser a refresh,
+never data)::
+
+    after_commit(session, lambda: publish(redis, event_channel(event_id), "seats", data))
+
+The keys are not hash-tagged: on Redis Cluster, point
 ``publish`` and the gateway at a single (non-cluster) Redis for real-time messages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from marquee_platform.lua import LuaScript
 
 CHANNEL_PREFIX = "rt:"
 """Redis stream key and pub/sub channel of channel ``c`` are both ``rt:<c>``."""
@@ -48,7 +52,13 @@ _CHANNEL = re.compile(r"^(user|event):[A-Za-z0-9_.@:-]{1,200}$")
 _MESSAGE_TYPE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 _MESSAGE_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 
-_PUBLISH_SCRIPT = """
+PUBLISH = LuaScript(
+    "realtime-publish",
+    keys=("sequence", "stream"),
+    args=("max_length", "retention_ms", "message_type", "payload"),
+    # The sequence is global on purpose (see above), so the keys span slots.
+    cluster_safe=False,
+    source="""
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local seq = 0
@@ -67,8 +77,8 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], id, 'type', ARGV[3], 'data',
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PUBLISH', KEYS[2], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 return id
-"""
-_PUBLISH_SHA = hashlib.sha1(_PUBLISH_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+""",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +136,15 @@ async def publish(
             f"{message_type!r} is not a message type: lower-case letters, digits, '.', '_', '-'"
         )
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    keys_and_args = (
-        SEQUENCE_KEY,
-        CHANNEL_PREFIX + channel,
-        max_length,
-        retention_seconds * 1000,
-        message_type,
-        payload,
+    message_id = await PUBLISH.run(
+        redis,
+        sequence=SEQUENCE_KEY,
+        stream=CHANNEL_PREFIX + channel,
+        max_length=max_length,
+        retention_ms=retention_seconds * 1000,
+        message_type=message_type,
+        payload=payload,
     )
-    try:
-        message_id = await redis.evalsha(_PUBLISH_SHA, 2, *keys_and_args)
-    except NoScriptError:
-        message_id = await redis.eval(_PUBLISH_SCRIPT, 2, *keys_and_args)
     return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
 

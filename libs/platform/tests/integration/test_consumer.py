@@ -20,12 +20,11 @@ from sqlalchemy import text
 from marquee_auth.main import SERVICE
 from marquee_contracts import CloudEvent, Topic, TopicRegistry
 from marquee_platform.consumer import ConsumerRunner, Delivery, RetryPolicy
-from marquee_platform.db import Database, WriteSession
+from marquee_platform.db import Database, WriteSession, after_commit
 from marquee_platform.kafka import create_producer, publish
-from marquee_platform.testing import DatabaseFactory, wait_until
 from marquee_platform.tracing import configure_tracing, tracer
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.waiting import wait_until
 
 CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
 configure_tracing("tests")
@@ -160,6 +159,7 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
     await create_topic(kafka_bootstrap, topic, partitions=1)
     attempts: dict[int, int] = {}
     trace_ids_seen: set[int] = set()
+    nudged: list[int] = []
 
     async def apply(delivery: Delivery, session: WriteSession) -> None:
         assert isinstance(delivery.data, ThingHappened)
@@ -170,6 +170,11 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
             text("INSERT INTO effects (event_id, sequence) VALUES (:id, :sequence)"),
             {"id": delivery.event.id, "sequence": sequence},
         )
+
+        async def nudge() -> None:
+            nudged.append(sequence)
+
+        after_commit(session, nudge)
         if sequence == 3:
             raise RuntimeError("the fourth thing cannot be applied")
 
@@ -215,6 +220,8 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
     effects = await fetch_effects(database_url)
     assert sorted(sequence for _, sequence in effects) == [0, 1, 2, 4, 5]
     assert attempts[3] == 3
+    # After-commit actions ran once per committed event, never for the rolled-back attempts.
+    assert sorted(nudged) == [0, 1, 2, 4, 5]
     assert sorted(event_id for event_id, _ in effects) == sorted(ids[:3] + ids[4:])
     headers = [dict(record.headers) for record in parked]
     reasons = sorted(header["dlq_reason"].decode() for header in headers)

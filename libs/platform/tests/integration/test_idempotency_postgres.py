@@ -27,9 +27,7 @@ from marquee_platform.idempotency import (
 )
 from marquee_platform.security import Principal, Role
 from marquee_platform.settings import ServiceSettings
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 
 class WidgetsSettings(ServiceSettings):

@@ -2,15 +2,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
 
 from marquee_auth.main import SERVICE
 from marquee_platform.db import Database
 from marquee_platform.maintenance import prune_platform_tables
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 
 async def test_prunes_only_expired_keys_and_old_inbox_entries(

@@ -19,9 +19,7 @@ from marquee_platform.errors import InvalidInput
 from marquee_platform.http import ReadSessionDep, router
 from marquee_platform.pagination import CursorParams, CursorParamsDep, Page, encode_cursor, paginate
 from marquee_platform.settings import ServiceSettings
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 ROWS = 250

@@ -20,7 +20,8 @@ from sqlalchemy.engine import make_url
 
 from marquee_auth.main import SERVICE
 from marquee_platform.relay import slot_name_for
-from marquee_platform.relay.testing import (
+from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.relay import (
     OutboxRow,
     RelayProcess,
     TopicReader,
@@ -31,9 +32,6 @@ from marquee_platform.relay.testing import (
     outbox_row,
     wait_until,
 )
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
 
 ROWS = 10_000
 PER_TRANSACTION = 100

@@ -28,7 +28,8 @@ from marquee_platform.relay import (
 )
 from marquee_platform.relay.common import libpq_dsn
 from marquee_platform.relay.retention import purge_relayed
-from marquee_platform.relay.testing import (
+from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.relay import (
     INSERT_OUTBOX,
     RelayProcess,
     TopicReader,
@@ -40,9 +41,6 @@ from marquee_platform.relay.testing import (
     slot_exists,
     wait_until,
 )
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
 
 FAST = RelayOptions(poll_interval=0.05, retention_interval=0.2)
 

@@ -48,8 +48,6 @@ from marquee_platform.security import (
 )
 from marquee_platform.settings import ServiceSettings
 
-pytestmark = pytest.mark.integration
-
 ISSUER = "marquee-auth"
 AUDIENCE = "marquee"
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from marquee_platform.app import create_service_app
 from marquee_platform.security import CurrentUser
 from marquee_platform.settings import ServiceSettings
-from marquee_platform.testing import TokenIssuer
+from marquee_testing.fixtures import TokenIssuer
 
 
 async def test_a_service_accepts_the_fixtures_tokens(token_issuer: TokenIssuer) -> None:

@@ -1,4 +1,6 @@
-"""One transaction per request: committed before the response, rolled back on error."""
+"""One transaction per request: committed before the response, rolled back on error;
+after-commit actions run only once the transaction committed (on the request's unit of
+work and on Database.transaction, which the consumer runner uses)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,12 @@ from sqlalchemy import text
 from marquee_auth.main import SERVICE
 from marquee_contracts import Topic, TopicRegistry
 from marquee_platform.app import create_service_app
-from marquee_platform.db import Database
+from marquee_platform.db import Database, after_commit
 from marquee_platform.errors import Conflict
 from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
 from marquee_platform.outbox import Outbox
 from marquee_platform.settings import ServiceSettings
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 
 class NoteWritten(BaseModel):
@@ -118,3 +118,85 @@ async def test_a_read_session_refuses_to_write(database_url: str) -> None:
     finally:
         await database.dispose()
     assert await rows(database_url, "SELECT body FROM notes") == []
+
+
+async def committed_notes(url: str) -> list[str]:
+    """What a new connection sees: only what was committed."""
+    database = Database(url)
+    try:
+        async with database.reading() as session:
+            return list((await session.execute(text("SELECT body FROM notes"))).scalars())
+    finally:
+        await database.dispose()
+
+
+async def test_a_request_nudges_only_after_its_commit(database_url: str) -> None:
+    seen_by_nudge: list[list[str]] = []
+    notes = router(prefix="/api/v1/notes")
+
+    @notes.post("", status_code=201)
+    async def write(body: NoteWritten, session: WriteSessionDep) -> NoteWritten:
+        await session.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": body.note})
+
+        async def nudge() -> None:
+            seen_by_nudge.append(await committed_notes(database_url))
+
+        after_commit(session, nudge)
+        if body.note == "refuse":
+            raise Conflict("refused after writing")
+        return body
+
+    app: FastAPI = create_service_app(
+        NotesSettings(database_url=database_url, log_json=False),
+        title="notes",
+        description="test",
+        routers=[notes],
+        uses_kafka=False,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://notes") as client:
+            accepted = await client.post("/api/v1/notes", json={"note": "hello"})
+            refused = await client.post("/api/v1/notes", json={"note": "refuse"})
+    assert (accepted.status_code, refused.status_code) == (201, 409)
+    # One nudge, for the committed request, and it already saw its own row committed.
+    assert seen_by_nudge == [["hello"]]
+
+
+async def test_database_transaction_runs_actions_after_commit_only(database_url: str) -> None:
+    database = Database(database_url)
+    ran: list[tuple[str, list[str]]] = []
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("INSERT INTO notes (body) VALUES ('kept')"))
+
+            async def committed() -> None:
+                ran.append(("committed", await committed_notes(database_url)))
+
+            after_commit(session, committed)
+            assert ran == []  # never inside the transaction
+
+        async def rolled_back() -> None:
+            ran.append(("rolled back", []))
+
+        async def write_and_fail() -> None:
+            async with database.transaction() as session:
+                await session.execute(text("INSERT INTO notes (body) VALUES ('lost')"))
+                after_commit(session, rolled_back)
+                raise RuntimeError("handler failed")
+
+        with pytest.raises(RuntimeError, match="handler failed"):
+            await write_and_fail()
+
+        async def failing() -> None:
+            raise ValueError("the nudge broke")
+
+        async def later() -> None:
+            ran.append(("after a failing action", []))
+
+        async with database.transaction() as session:
+            after_commit(session, failing)
+            after_commit(session, later)
+    finally:
+        await database.dispose()
+    assert ran == [("committed", ["kept"]), ("after a failing action", [])]

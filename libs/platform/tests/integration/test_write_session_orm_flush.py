@@ -11,9 +11,7 @@ from sqlalchemy import Column, MetaData, Table, Text, text
 from sqlalchemy.orm import registry
 
 from marquee_platform.db import Database
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 
 async def test_a_write_session_flushes_orm_objects_while_reads_stay_guarded(

@@ -17,9 +17,12 @@ from marquee_auth import handlers
 from marquee_auth.deps import (
     AdminUser,
     ClientAddressDep,
-    DatabaseDep,
+    ReadOneTimeTokensDep,
+    ReadRefreshTokensDep,
+    ReadSigningKeysDep,
+    ReadUsersDep,
+    RunHandler,
     RuntimeDep,
-    outbox,
 )
 from marquee_auth.domain import (
     ChangeEmail,
@@ -30,7 +33,6 @@ from marquee_auth.domain import (
     UpdateProfile,
 )
 from marquee_auth.repository import (
-    OneTimeTokenRepository,
     RefreshTokenRepository,
     SigningKeyRepository,
     UserRepository,
@@ -52,9 +54,10 @@ from marquee_auth.schemas import (
     UserRead,
     VerifyEmailRequest,
 )
-from marquee_auth.tokens import jwks_document, utc_now
+from marquee_auth.tokens import jwks_document
+from marquee_platform.deps import ClockDep, DatabaseDep
 from marquee_platform.errors import NotFound, Unauthenticated
-from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
+from marquee_platform.http import router
 from marquee_platform.idempotency import IdempotencyKey
 from marquee_platform.security import CurrentUser, ensure_owner
 
@@ -76,40 +79,27 @@ def _user_id(principal_user_id: str) -> uuid.UUID:
 
 
 @auth.post("/register", status_code=201, summary="Create an account (anyone)")
-async def register(
-    body: RegisterRequest, session: WriteSessionDep, runtime: RuntimeDep, _: IdempotencyKey
-) -> UserRead:
+async def register(body: RegisterRequest, run: RunHandler, _: IdempotencyKey) -> UserRead:
     """**Who may call:** anyone. Creates a customer account and emails a verification link.
 
     Password rules: at least 10 characters, not your email address, not one of the most
     common passwords; every broken rule is listed in the 422. 409 if the email is taken.
     """
-    user = await handlers.register(
+    user = await run(
+        handlers.register,
         RegisterUser(email=body.email, password=body.password, name=body.name, locale=body.locale),
-        users=UserRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        outbox=outbox(session),
-        hasher=runtime.hasher,
-        policy=runtime.policy,
-        clock=utc_now,
     )
     return UserRead.of(user)
 
 
 @auth.post("/verify-email", summary="Verify an email address with its link's token (anyone)")
-async def verify_email(body: VerifyEmailRequest, session: WriteSessionDep) -> UserRead:
+async def verify_email(body: VerifyEmailRequest, run: RunHandler) -> UserRead:
     """**Who may call:** anyone holding the token from a verification email.
 
     Works once; 410 if used or expired. For an email change, the new address replaces the
     old one now.
     """
-    user = await handlers.verify_email(
-        body.token,
-        users=UserRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        outbox=outbox(session),
-        clock=utc_now,
-    )
+    user = await run(handlers.verify_email, body.token)
     return UserRead.of(user)
 
 
@@ -117,18 +107,11 @@ async def verify_email(body: VerifyEmailRequest, session: WriteSessionDep) -> Us
     "/verify-email/resend", status_code=202, summary="Send the verification link again (self)"
 )
 async def resend_verification(
-    principal: CurrentUser, session: WriteSessionDep, runtime: RuntimeDep, _: IdempotencyKey
+    principal: CurrentUser, run: RunHandler, _: IdempotencyKey
 ) -> Accepted:
     """**Who may call:** a signed-in user, for their own address (or pending new address).
     Earlier links stop working."""
-    user = await handlers.resend_verification(
-        _user_id(principal.user_id),
-        users=UserRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        outbox=outbox(session),
-        policy=runtime.policy,
-        clock=utc_now,
-    )
+    user = await run(handlers.resend_verification, _user_id(principal.user_id))
     return Accepted(detail=f"We sent a new link to {user.pending_email or user.email}.")
 
 
@@ -136,31 +119,22 @@ async def resend_verification(
 
 
 @auth.post("/login", summary="Sign in: email and password for tokens (anyone)")
-async def login(
-    body: LoginRequest, session: WriteSessionDep, runtime: RuntimeDep, address: ClientAddressDep
-) -> TokenPairRead:
+async def login(body: LoginRequest, run: RunHandler, address: ClientAddressDep) -> TokenPairRead:
     """**Who may call:** anyone. Returns a short-lived access token (JWT) and a refresh token.
 
     Failed attempts are limited per account (after 5 in 15 minutes the account is locked
     for 30 s, doubling with every further failure) and per network address; both answer 429
     with ``Retry-After``.
     """
-    pair = await handlers.sign_in(
-        SignIn(email=body.email, password=body.password, client_address=address),
-        users=UserRepository(session),
-        refresh_tokens=RefreshTokenRepository(session),
-        keys=SigningKeyRepository(session),
-        throttle=runtime.throttle,
-        hasher=runtime.hasher,
-        policy=runtime.policy,
-        clock=utc_now,
+    pair = await run(
+        handlers.sign_in, SignIn(email=body.email, password=body.password, client_address=address)
     )
-    return TokenPairRead.of(pair, now=utc_now())
+    return TokenPairRead.of(pair, now=run.clock())
 
 
 @auth.post("/refresh", summary="Swap a refresh token for new tokens (holder of the token)")
 async def refresh(
-    body: RefreshTokenRequest, database: DatabaseDep, runtime: RuntimeDep
+    body: RefreshTokenRequest, database: DatabaseDep, runtime: RuntimeDep, clock: ClockDep
 ) -> TokenPairRead:
     """**Who may call:** whoever holds a refresh token.
 
@@ -180,43 +154,34 @@ async def refresh(
             keys=SigningKeyRepository(session),
             revocations=runtime.revocations,
             policy=runtime.policy,
-            clock=utc_now,
+            clock=clock,
         )
     if isinstance(outcome, handlers.RefreshRefused):
         raise Unauthenticated(outcome.detail, code=outcome.code)
-    return TokenPairRead.of(outcome, now=utc_now())
+    return TokenPairRead.of(outcome, now=clock())
 
 
 @auth.post("/logout", status_code=204, summary="End this session (holder of the refresh token)")
-async def logout(body: RefreshTokenRequest, session: WriteSessionDep) -> None:
+async def logout(body: RefreshTokenRequest, run: RunHandler) -> None:
     """**Who may call:** whoever holds the session's refresh token (no access token needed,
     so an expired one does not stop you signing out).
 
     Revokes the refresh token's family. The access token in hand keeps working until it
     expires (at most 15 minutes): discard it, or use logout-everywhere to kill it at once.
     """
-    await handlers.sign_out(
-        body.refresh_token, refresh_tokens=RefreshTokenRepository(session), clock=utc_now
-    )
+    await run(handlers.sign_out, body.refresh_token)
 
 
 @auth.post(
     "/logout-everywhere", status_code=204, summary="End every session of your account (self)"
 )
-async def logout_everywhere(
-    principal: CurrentUser, session: WriteSessionDep, runtime: RuntimeDep
-) -> None:
+async def logout_everywhere(principal: CurrentUser, run: RunHandler) -> None:
     """**Who may call:** a signed-in user, for their own account.
 
     Revokes every refresh token and refuses every access token issued so far, in every
     service, at once.
     """
-    await handlers.sign_out_everywhere(
-        _user_id(principal.user_id),
-        refresh_tokens=RefreshTokenRepository(session),
-        revocations=runtime.revocations,
-        clock=utc_now,
-    )
+    await run(handlers.sign_out_everywhere, _user_id(principal.user_id))
 
 
 # ---- password reset -----------------------------------------------------------------------
@@ -224,19 +189,11 @@ async def logout_everywhere(
 
 @auth.post("/password-reset", status_code=202, summary="Email a password reset link (anyone)")
 async def request_password_reset(
-    body: PasswordResetRequest, session: WriteSessionDep, runtime: RuntimeDep, _: IdempotencyKey
+    body: PasswordResetRequest, run: RunHandler, _: IdempotencyKey
 ) -> Accepted:
     """**Who may call:** anyone. The answer is the same whether or not the address has an
     account, so it cannot be used to find out who does."""
-    await handlers.request_password_reset(
-        body.email,
-        users=UserRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        outbox=outbox(session),
-        throttle=runtime.throttle,
-        policy=runtime.policy,
-        clock=utc_now,
-    )
+    await run(handlers.request_password_reset, body.email)
     return Accepted(
         detail="If an account uses this address, we have emailed it a link to reset the "
         "password. The link works once, for a limited time."
@@ -248,23 +205,13 @@ async def request_password_reset(
     status_code=204,
     summary="Set a new password (holder of a reset token)",
 )
-async def reset_password(
-    body: PasswordResetConfirmRequest, session: WriteSessionDep, runtime: RuntimeDep
-) -> None:
+async def reset_password(body: PasswordResetConfirmRequest, run: RunHandler) -> None:
     """**Who may call:** anyone holding the token from a reset email.
 
     Sets the password, signs out every session and refuses every access token issued so far.
     """
-    await handlers.reset_password(
-        ResetPassword(token=body.token, new_password=body.new_password),
-        users=UserRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        refresh_tokens=RefreshTokenRepository(session),
-        outbox=outbox(session),
-        hasher=runtime.hasher,
-        throttle=runtime.throttle,
-        revocations=runtime.revocations,
-        clock=utc_now,
+    await run(
+        handlers.reset_password, ResetPassword(token=body.token, new_password=body.new_password)
     )
 
 
@@ -272,15 +219,15 @@ async def reset_password(
 
 
 @auth.get("/me", summary="Your profile (self)")
-async def get_me(principal: CurrentUser, session: ReadSessionDep) -> UserRead:
+async def get_me(principal: CurrentUser, users: ReadUsersDep) -> UserRead:
     """**Who may call:** a signed-in user; returns their own profile only."""
-    user = await handlers.get_profile(_user_id(principal.user_id), users=UserRepository(session))
+    user = await handlers.get_profile(_user_id(principal.user_id), users=users)
     return UserRead.of(user)
 
 
 @auth.patch("/me", summary="Change your name, locale or phone (self)")
 async def update_me(
-    body: ProfileUpdateRequest, principal: CurrentUser, session: WriteSessionDep
+    body: ProfileUpdateRequest, principal: CurrentUser, run: RunHandler
 ) -> UserRead:
     """**Who may call:** a signed-in user, for their own profile.
 
@@ -288,11 +235,8 @@ async def update_me(
     ``en-GB``; ``phone`` is E.164 such as ``+4915112345678``.
     """
     changes = {field: getattr(body, field) for field in body.model_fields_set}
-    user = await handlers.update_profile(
-        _user_id(principal.user_id),
-        UpdateProfile(changes=changes),
-        users=UserRepository(session),
-        clock=utc_now,
+    user = await run(
+        handlers.update_profile, _user_id(principal.user_id), UpdateProfile(changes=changes)
     )
     return UserRead.of(user)
 
@@ -301,8 +245,7 @@ async def update_me(
 async def change_email(
     body: ChangeEmailRequest,
     principal: CurrentUser,
-    session: WriteSessionDep,
-    runtime: RuntimeDep,
+    run: RunHandler,
     address: ClientAddressDep,
     _: IdempotencyKey,
 ) -> UserRead:
@@ -311,60 +254,48 @@ async def change_email(
     The new address is pending (``pending_email``) until the link sent to it is used; the
     current one stays until then. 409 if another account uses the new address.
     """
-    user = await handlers.change_email(
+    user = await run(
+        handlers.change_email,
         _user_id(principal.user_id),
         ChangeEmail(new_email=body.new_email, password=body.password),
         client_address=address,
-        users=UserRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        outbox=outbox(session),
-        hasher=runtime.hasher,
-        throttle=runtime.throttle,
-        policy=runtime.policy,
-        clock=utc_now,
     )
     return UserRead.of(user)
 
 
 @auth.post("/me/password", summary="Change your password (self + current password)")
 async def change_password(
-    body: ChangePasswordRequest,
-    principal: CurrentUser,
-    session: WriteSessionDep,
-    runtime: RuntimeDep,
-    address: ClientAddressDep,
+    body: ChangePasswordRequest, principal: CurrentUser, run: RunHandler, address: ClientAddressDep
 ) -> TokenPairRead:
     """**Who may call:** a signed-in user who also gives their current password.
 
     Every session is signed out and every access token issued so far is refused; the
     answer carries fresh tokens for this device.
     """
-    pair = await handlers.change_password(
+    pair = await run(
+        handlers.change_password,
         _user_id(principal.user_id),
         ChangePassword(current_password=body.current_password, new_password=body.new_password),
         client_address=address,
-        users=UserRepository(session),
-        refresh_tokens=RefreshTokenRepository(session),
-        keys=SigningKeyRepository(session),
-        outbox=outbox(session),
-        hasher=runtime.hasher,
-        throttle=runtime.throttle,
-        revocations=runtime.revocations,
-        policy=runtime.policy,
-        clock=utc_now,
     )
-    return TokenPairRead.of(pair, now=utc_now())
+    return TokenPairRead.of(pair, now=run.clock())
 
 
 @auth.get("/me/export", summary="Everything auth holds about you, as JSON (self)")
-async def export_me(principal: CurrentUser, session: ReadSessionDep) -> JSONResponse:
+async def export_me(
+    principal: CurrentUser,
+    users: ReadUsersDep,
+    one_time_tokens: ReadOneTimeTokensDep,
+    refresh_tokens: ReadRefreshTokensDep,
+    clock: ClockDep,
+) -> JSONResponse:
     """**Who may call:** a signed-in user, for their own data (data portability)."""
     data = await handlers.export_account(
         _user_id(principal.user_id),
-        users=UserRepository(session),
-        refresh_tokens=RefreshTokenRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        clock=utc_now,
+        users=users,
+        refresh_tokens=refresh_tokens,
+        one_time_tokens=one_time_tokens,
+        clock=clock,
     )
     return JSONResponse(
         jsonable_encoder(data),
@@ -377,11 +308,7 @@ async def export_me(principal: CurrentUser, session: ReadSessionDep) -> JSONResp
 
 @auth.delete("/me", status_code=204, summary="Delete your account (self + password)")
 async def delete_me(
-    body: DeleteAccountRequest,
-    principal: CurrentUser,
-    session: WriteSessionDep,
-    runtime: RuntimeDep,
-    address: ClientAddressDep,
+    body: DeleteAccountRequest, principal: CurrentUser, run: RunHandler, address: ClientAddressDep
 ) -> None:
     """**Who may call:** a signed-in user who also gives their password (a stolen access
     token alone cannot delete an account).
@@ -389,18 +316,8 @@ async def delete_me(
     Erases the email, name, phone and password hash at once, ends every session, refuses
     every token, and tells every service (``auth.user-deleted.v1``) to erase what it holds.
     """
-    await handlers.delete_account(
-        _user_id(principal.user_id),
-        body.password,
-        client_address=address,
-        users=UserRepository(session),
-        refresh_tokens=RefreshTokenRepository(session),
-        one_time_tokens=OneTimeTokenRepository(session),
-        outbox=outbox(session),
-        hasher=runtime.hasher,
-        throttle=runtime.throttle,
-        revocations=runtime.revocations,
-        clock=utc_now,
+    await run(
+        handlers.delete_account, _user_id(principal.user_id), body.password, client_address=address
     )
 
 
@@ -408,10 +325,10 @@ async def delete_me(
 
 
 @auth.get("/users/{user_id}", summary="A user's profile (admin, or the user)")
-async def get_user(user_id: uuid.UUID, principal: CurrentUser, session: ReadSessionDep) -> UserRead:
+async def get_user(user_id: uuid.UUID, principal: CurrentUser, users: ReadUsersDep) -> UserRead:
     """**Who may call:** an admin, or the user themself; anyone else gets 403."""
     ensure_owner(principal, user_id, what="account")
-    user = await UserRepository(session).get(user_id)
+    user = await users.get(user_id)
     if user is None or user.email is None:
         raise NotFound(f"There is no user {user_id}.", code="user-not-found")
     return UserRead.of(user)
@@ -419,24 +336,14 @@ async def get_user(user_id: uuid.UUID, principal: CurrentUser, session: ReadSess
 
 @auth.post("/users/{user_id}/roles/{role}", summary="Grant a role (admin)")
 async def grant_role(
-    user_id: uuid.UUID,
-    role: str,
-    admin: AdminUser,
-    session: WriteSessionDep,
-    _: IdempotencyKey,
+    user_id: uuid.UUID, role: str, admin: AdminUser, run: RunHandler, _: IdempotencyKey
 ) -> RoleChangeRead:
     """**Who may call:** admins. Only ``organizer`` can be granted here.
 
     Takes effect when the user next refreshes their token (at most 15 minutes).
     """
-    user = await handlers.change_role(
-        user_id,
-        role,
-        grant=True,
-        changed_by=_user_id(admin.user_id),
-        users=UserRepository(session),
-        outbox=outbox(session),
-        clock=utc_now,
+    user = await run(
+        handlers.change_role, user_id, role, grant=True, changed_by=_user_id(admin.user_id)
     )
     return RoleChangeRead(
         user_id=user.id,
@@ -447,21 +354,15 @@ async def grant_role(
 
 @auth.delete("/users/{user_id}/roles/{role}", summary="Revoke a role (admin)")
 async def revoke_role(
-    user_id: uuid.UUID, role: str, admin: AdminUser, session: WriteSessionDep
+    user_id: uuid.UUID, role: str, admin: AdminUser, run: RunHandler
 ) -> RoleChangeRead:
     """**Who may call:** admins. Only ``organizer`` can be revoked here.
 
     Takes effect when the user next refreshes their token (at most 15 minutes); to cut
     access at once, also end the user's sessions.
     """
-    user = await handlers.change_role(
-        user_id,
-        role,
-        grant=False,
-        changed_by=_user_id(admin.user_id),
-        users=UserRepository(session),
-        outbox=outbox(session),
-        clock=utc_now,
+    user = await run(
+        handlers.change_role, user_id, role, grant=False, changed_by=_user_id(admin.user_id)
     )
     return RoleChangeRead(
         user_id=user.id,
@@ -473,9 +374,11 @@ async def revoke_role(
 # ---- public keys -------------------------------------------------------------------------------
 
 
-async def _jwks(session: ReadSessionDep, runtime: RuntimeDep) -> JSONResponse:
-    keys = await SigningKeyRepository(session).published(
-        now=utc_now(), retired_kept_for=runtime.policy.retired_key_kept_for
+async def _jwks(
+    signing_keys: ReadSigningKeysDep, runtime: RuntimeDep, clock: ClockDep
+) -> JSONResponse:
+    keys = await signing_keys.published(
+        now=clock(), retired_kept_for=runtime.policy.retired_key_kept_for
     )
     max_age = runtime.jwks_max_age_seconds
     return JSONResponse(

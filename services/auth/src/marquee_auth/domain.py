@@ -18,16 +18,9 @@ from enum import StrEnum
 from typing import Any
 
 from marquee_platform.errors import InvalidInput
+from marquee_platform.security.principal import Role
 
 # ---- roles and token purposes ----------------------------------------------------------
-
-
-class Role(StrEnum):
-    """Same values as ``marquee_platform.security.Role``; kept here so the domain stays pure."""
-
-    CUSTOMER = "customer"
-    ORGANIZER = "organizer"
-    ADMIN = "admin"
 
 
 GRANTABLE_ROLES = frozenset({Role.ORGANIZER})

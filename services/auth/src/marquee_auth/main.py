@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -21,9 +19,11 @@ from marquee_auth.repository import (
 )
 from marquee_auth.settings import AuthSettings
 from marquee_auth.throttling import LoginThrottle
-from marquee_auth.tokens import AccessTokenRevocations, DatabaseSigningKeys, utc_now
+from marquee_auth.tokens import AccessTokenRevocations, DatabaseSigningKeys
 from marquee_platform.app import create_service_app
+from marquee_platform.clock import utc_now
 from marquee_platform.db import Database
+from marquee_platform.periodic import PeriodicTask
 from marquee_platform.security import TokenVerifier, redis_revocation_check
 from marquee_platform.service import ServiceSpec
 
@@ -54,13 +54,14 @@ async def maintain_keys_and_tokens(database: Database, policy: AuthPolicy) -> No
         )
 
 
-async def _maintain_periodically(database: Database, policy: AuthPolicy, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await maintain_keys_and_tokens(database, policy)
-        except Exception:
-            logger.exception("auth upkeep failed; retrying in %.0f s", every)
+def upkeep_task(database: Database, policy: AuthPolicy, *, every_seconds: float) -> PeriodicTask:
+    """Key rotation and token pruning, by one replica at a time."""
+    return PeriodicTask(
+        "auth-upkeep",
+        every_seconds=every_seconds,
+        run=lambda: maintain_keys_and_tokens(database, policy),
+        single_runner=database,
+    )
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
@@ -94,17 +95,6 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         # Before serving: a key must exist to sign with (created under an advisory lock,
         # so instances starting together make one).
         await maintain_keys_and_tokens(database, policy)
-        upkeep = asyncio.create_task(
-            _maintain_periodically(database, policy, settings.signing_key_check_interval_seconds),
-            name="auth-upkeep",
-        )
-
-        async def stop_upkeep() -> None:
-            upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
-
-        stack.push_async_callback(stop_upkeep)
 
     return create_service_app(
         settings,
@@ -116,6 +106,13 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         routers=[api.auth, api.well_known],
         uses_redis=True,
         on_startup=[start_auth],
+        periodic_tasks=[
+            lambda app: upkeep_task(
+                app.state.database,
+                policy,
+                every_seconds=settings.signing_key_check_interval_seconds,
+            )
+        ],
     )
 
 

@@ -13,17 +13,49 @@ from typing import Any
 
 from marquee_auth.domain import lockout_seconds
 from marquee_platform.errors import RateLimited
+from marquee_platform.lua import LuaScript, hash_tag, tagged_key
 
-_COUNT_IN_FIXED_WINDOW = """
+COUNT_IN_FIXED_WINDOW = LuaScript(
+    "auth-count-in-fixed-window",
+    keys=("counter",),
+    args=("window_ms",),
+    source="""
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return count
-"""
+""",
+)
 """INCR that starts the window's clock on the first failure (PEXPIRE NX needs Redis 7)."""
+
+RECORD_ACCOUNT_FAILURE = LuaScript(
+    "auth-record-account-failure",
+    keys=("failures", "locked"),
+    args=("window_ms", "threshold", "lockouts_ms"),
+    source="""
+local failures = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local threshold = tonumber(ARGV[2])
+if failures < threshold then return 0 end
+local lockouts = {}
+for lockout in string.gmatch(ARGV[3], '%d+') do lockouts[#lockouts + 1] = tonumber(lockout) end
+local lock_ms = lockouts[math.min(failures - threshold + 1, #lockouts)]
+redis.call('SET', KEYS[2], '1', 'PX', lock_ms)
+-- Remember the count past the lock, so the next failure doubles it.
+redis.call('PEXPIRE', KEYS[1], lock_ms + tonumber(ARGV[1]))
+return lock_ms
+""",
+)
+"""Count an account's failure and, from the ``threshold``-th on, lock it, in one step.
+
+``lockouts_ms`` lists the lockouts of the ``threshold``-th failure, the next one, and so on
+(the last one holds for every further failure); it comes from
+:func:`marquee_auth.domain.lockout_seconds`, so the rule lives in one place. Returns the
+lockout in milliseconds, 0 when the account is not locked.
+"""
 
 
 def _account_tag(email: str) -> str:
-    return "{auth:a:" + hashlib.sha256(email.encode("utf-8")).hexdigest()[:32] + "}"
+    return hash_tag("auth:a", hashlib.sha256(email.encode("utf-8")).hexdigest()[:32])
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +85,13 @@ class LoginThrottle:
     def __init__(self, redis: Any, policy: ThrottlePolicy) -> None:
         self._redis = redis
         self._policy = policy
-        self._count_in_fixed_window = redis.register_script(_COUNT_IN_FIXED_WINDOW)
+        self._lockouts_ms = " ".join(str(seconds * 1000) for seconds in _lockouts(policy))
 
     async def check(self, email: str, address: str) -> None:
         """Raise :class:`RateLimited` if this account or this address may not try now."""
         tag = _account_tag(email)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.pttl(f"{tag}:locked")
+            pipe.pttl(tagged_key(tag, "locked"))
             pipe.get(self._address_key(address))
             pipe.pttl(self._address_key(address))
             locked_ms, address_failures, address_ttl_ms = await pipe.execute()
@@ -74,41 +106,35 @@ class LoginThrottle:
         """Count one failure; raise :class:`RateLimited` if it just locked the account."""
         tag = _account_tag(email)
         window_ms = self._policy.window_seconds * 1000
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(f"{tag}:failures")
-            pipe.pexpire(f"{tag}:failures", window_ms)
-            failures, _ = await pipe.execute()
-        # A fixed window per address: a sliding one would never end for a busy shared NAT.
-        await self._count_in_fixed_window(keys=[self._address_key(address)], args=[window_ms])
-        lock_seconds = lockout_seconds(
-            int(failures),
+        lock_ms = await RECORD_ACCOUNT_FAILURE.run(
+            self._redis,
+            failures=tagged_key(tag, "failures"),
+            locked=tagged_key(tag, "locked"),
+            window_ms=window_ms,
             threshold=self._policy.max_account_failures,
-            base=self._policy.lockout_base_seconds,
-            maximum=self._policy.lockout_max_seconds,
+            lockouts_ms=self._lockouts_ms,
         )
-        if lock_seconds:
-            lock_ms = lock_seconds * 1000
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(f"{tag}:locked", "1", px=lock_ms)
-                # Remember the count past the lock, so the next failure doubles it.
-                pipe.pexpire(f"{tag}:failures", lock_ms + window_ms)
-                await pipe.execute()
-            raise self._account_locked(lock_ms)
+        # A fixed window per address: a sliding one would never end for a busy shared NAT.
+        await COUNT_IN_FIXED_WINDOW.run(
+            self._redis, counter=self._address_key(address), window_ms=window_ms
+        )
+        if lock_ms:
+            raise self._account_locked(int(lock_ms))
 
     async def reset_account(self, email: str) -> None:
         tag = _account_tag(email)
-        await self._redis.delete(f"{tag}:failures", f"{tag}:locked")
+        await self._redis.delete(tagged_key(tag, "failures"), tagged_key(tag, "locked"))
 
     async def first_in(self, purpose: str, email: str, *, seconds: int) -> bool:
         """True the first time in ``seconds`` for this purpose and account (a cooldown)."""
         if seconds <= 0:
             return True
-        key = f"{_account_tag(email)}:{purpose}"
+        key = tagged_key(_account_tag(email), purpose)
         return bool(await self._redis.set(key, "1", nx=True, ex=seconds))
 
     @staticmethod
     def _address_key(address: str) -> str:
-        return "{auth:ip:" + address + "}:failures"
+        return tagged_key(hash_tag("auth:ip", address), "failures")
 
     @staticmethod
     def _account_locked(remaining_ms: int) -> RateLimited:
@@ -128,3 +154,22 @@ class LoginThrottle:
             code="too-many-failed-logins-from-address",
             retry_after_seconds=seconds,
         )
+
+
+def _lockouts(policy: ThrottlePolicy) -> list[int]:
+    """The lockout, in seconds, of the ``max_account_failures``-th failure, the next, and so
+    on until it stops growing (at the maximum, or after 32 doublings)."""
+    lockouts: list[int] = []
+    failures = policy.max_account_failures
+    while len(lockouts) <= 32:
+        seconds = lockout_seconds(
+            failures,
+            threshold=policy.max_account_failures,
+            base=policy.lockout_base_seconds,
+            maximum=policy.lockout_max_seconds,
+        )
+        if lockouts and seconds == lockouts[-1]:
+            break
+        lockouts.append(seconds)
+        failures += 1
+    return lockouts

@@ -22,14 +22,11 @@ from jwt.algorithms import OKPAlgorithm
 
 from marquee_auth.models import SigningKey
 from marquee_auth.repository import SigningKeyRepository
+from marquee_platform.clock import utc_now
 from marquee_platform.db import Database
 from marquee_platform.security import UnknownSigningKey, revoke_tokens_issued_before
 
 ALGORITHM = "EdDSA"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # ---- keys -------------------------------------------------------------------------------------

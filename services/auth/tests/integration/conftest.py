@@ -19,7 +19,7 @@ from sqlalchemy import text
 from marquee_auth.main import SERVICE, create_app
 from marquee_auth.settings import AuthSettings
 from marquee_platform.db import Database
-from marquee_platform.testing import DatabaseFactory
+from marquee_testing.fixtures import DatabaseFactory
 
 PASSWORD = "correct horse battery staple"
 

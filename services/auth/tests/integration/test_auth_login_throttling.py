@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from marquee_platform.testing import wait_until
+from marquee_testing.waiting import wait_until
 
 if TYPE_CHECKING:
     from conftest import AuthFactory, AuthHarness
-
-pytestmark = pytest.mark.integration
 
 
 async def attempt(auth: AuthHarness, email: str, password: str, **headers: str) -> Any:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from marquee_auth.main import SERVICE
 from marquee_auth.models import Base
 from marquee_platform.db import Database
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 
 async def test_the_migrations_match_the_models(make_database: DatabaseFactory) -> None:

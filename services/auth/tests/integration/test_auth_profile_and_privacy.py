@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
-
 if TYPE_CHECKING:
     from conftest import AuthHarness
-
-pytestmark = pytest.mark.integration
 
 
 async def test_profile_fields_are_validated_and_normalized(auth: AuthHarness) -> None:

@@ -8,15 +8,12 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import jwt
-import pytest
 from typer.testing import CliRunner
 
-from marquee_auth.commands import app as auth_commands
+from marquee_auth.cli import app as auth_commands
 
 if TYPE_CHECKING:
     from conftest import AuthHarness
-
-pytestmark = pytest.mark.integration
 
 
 async def run_command(auth: AuthHarness, *args: str) -> Any:
@@ -45,7 +42,7 @@ def roles_in(token: str) -> list[str]:
 
 def test_the_commands_are_registered_for_the_marquee_cli() -> None:
     registered = {entry.name: entry.value for entry in entry_points(group="marquee.commands")}
-    assert registered.get("auth") == "marquee_auth.commands:app"
+    assert registered.get("auth") == "marquee_auth.cli:app"
 
 
 async def test_create_admin_makes_a_verified_admin(auth: AuthHarness) -> None:

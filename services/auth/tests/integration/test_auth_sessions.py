@@ -10,8 +10,6 @@ import pytest
 if TYPE_CHECKING:
     from conftest import AuthFactory, AuthHarness
 
-pytestmark = pytest.mark.integration
-
 
 async def test_the_whole_session_flow(auth: AuthHarness) -> None:
     email = auth.new_email("Ada")

@@ -11,18 +11,16 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from marquee_auth.commands import app as auth_commands
+from marquee_auth.cli import app as auth_commands
 from marquee_auth.main import SERVICE, create_app, maintain_keys_and_tokens
 from marquee_auth.settings import AuthSettings
 from marquee_platform.db import Database
 from marquee_platform.errors import Unauthenticated
 from marquee_platform.security import JwksCache, TokenVerifier
-from marquee_platform.testing import DatabaseFactory, serve_in_thread
+from marquee_testing.fixtures import DatabaseFactory, serve_in_thread
 
 if TYPE_CHECKING:
     from conftest import AuthHarness
-
-pytestmark = pytest.mark.integration
 
 
 def kid_of(token: str) -> str:

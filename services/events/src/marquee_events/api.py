@@ -1,7 +1,11 @@
 """The events API under ``/api/v1/events``: thin routers over :mod:`marquee_events.handlers`.
 
-Each endpoint runs in one transaction (``marquee_platform.http.router``). Its summary says
-who may call it; ownership is enforced in the handlers whatever the gateway checked.
+Each endpoint runs in one transaction (``marquee_platform.http.router``) and reads parse →
+handler → map: what it acts on comes loaded and authorized from a loader of
+:mod:`marquee_events.deps`, and ``run`` gives the handler this request's repositories,
+outbox and clock. Read-only endpoints use the read session. Each summary says who may
+call the endpoint; ownership is enforced by the loaders and handlers whatever the
+gateway checked.
 """
 
 from __future__ import annotations
@@ -10,19 +14,28 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from marquee_contracts.catalog import EventChanged
 from marquee_events import handlers
 from marquee_events.deps import (
-    ClockDep,
     CurrentActor,
+    EventsHandlerDependencies,
     IfMatch,
+    ManagedEvent,
+    ManagedTicketType,
+    ManagedVenue,
     OptionalActor,
+    ReadEventsDep,
+    ReadReviewsDep,
+    ReadVenuesDep,
+    RequestedStatusChange,
+    RunHandler,
+    VisibleEvent,
     etag,
-    expected_version,
+    expected_version_in_body,
 )
 from marquee_events.domain import (
+    Actor,
     ChangeStatus,
     CreateEvent,
     CreateVenue,
@@ -33,14 +46,10 @@ from marquee_events.domain import (
     authorize_management,
     can_manage,
 )
-from marquee_events.handlers import SOURCE, EventAggregate
+from marquee_events.handlers import TicketTypeOfEvent, status_change_action
+from marquee_events.messages import EventAggregate, event_changed_message
 from marquee_events.models import Event, Review, TicketType, Venue
-from marquee_events.repository import (
-    EventRepository,
-    ReviewRepository,
-    TicketHolderRepository,
-    VenueRepository,
-)
+from marquee_events.repository import EventRepository, ReviewRepository, VenueRepository
 from marquee_events.schemas import (
     Cancellation,
     EventCreate,
@@ -50,7 +59,6 @@ from marquee_events.schemas import (
     ReplyCreate,
     ReviewCreate,
     ReviewRead,
-    StatusChange,
     TicketTypeCreate,
     TicketTypeRead,
     TicketTypeUpdate,
@@ -61,32 +69,25 @@ from marquee_events.schemas import (
     event_read,
     event_summary,
 )
-from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
+from marquee_platform.clock import Clock
+from marquee_platform.deps import ClockDep
+from marquee_platform.http import ReadSessionDep, router
 from marquee_platform.idempotency import IdempotencyKey
-from marquee_platform.outbox import Outbox
 from marquee_platform.pagination import CursorParamsDep, Page, paginate
 from marquee_platform.security import Principal, Role, require_roles
 
-venues = router(prefix="/api/v1/events/venues", tags=["venues"])
-events = router(prefix="/api/v1/events", tags=["events"])
-ticket_types = router(prefix="/api/v1/events", tags=["ticket types"])
-reviews = router(prefix="/api/v1/events", tags=["reviews"])
+venue_routes = router(prefix="/api/v1/events/venues", tags=["venues"])
+event_routes = router(prefix="/api/v1/events", tags=["events"])
+ticket_type_routes = router(prefix="/api/v1/events", tags=["ticket types"])
+review_routes = router(prefix="/api/v1/events", tags=["reviews"])
 
 EVENT_PATH = "/{event_id:uuid}"
-
-
-def _outbox(session: AsyncSession) -> Outbox:
-    return Outbox(session, source=SOURCE)
-
-
-def _event_headers(response: Response, event: Event) -> None:
-    response.headers["ETag"] = etag(event.version)
 
 
 # ---- venues -------------------------------------------------------------------------------
 
 
-@venues.post(
+@venue_routes.post(
     "",
     status_code=201,
     summary="Create a venue with its seating map (organizers and admins)",
@@ -95,26 +96,20 @@ def _event_headers(response: Response, event: Event) -> None:
 async def create_venue(
     body: VenueCreate,
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
+    run: RunHandler,
     response: Response,
     _: IdempotencyKey,
 ) -> VenueRead:
     """The caller owns the venue. Seats plus general-admission capacities must equal
     ``capacity``; every problem is named by its path in the seating map."""
-    venue = await handlers.create_venue(
-        CreateVenue(details=body.details(), seating=body.seating_map.to_domain()),
-        actor=actor,
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
+    command = CreateVenue(details=body.details(), seating=body.seating_map.to_domain())
+    venue = await run(handlers.create_venue, command, actor=actor)
     response.headers["ETag"] = etag(venue.version)
     response.headers["Location"] = f"/api/v1/events/venues/{venue.id}"
     return VenueRead.of(venue)
 
 
-@venues.get("/mine", summary="List your venues, newest first (organizers and admins)")
+@venue_routes.get("/mine", summary="List your venues, newest first (organizers and admins)")
 async def list_my_venues(
     actor: CurrentActor, session: ReadSessionDep, params: CursorParamsDep
 ) -> Page[VenueSummaryRead]:
@@ -129,14 +124,14 @@ async def list_my_venues(
     return page.map(VenueSummaryRead.of)
 
 
-@venues.get("/{venue_id:uuid}", summary="Read a venue and its seating map (anyone)")
-async def read_venue(venue_id: uuid.UUID, session: ReadSessionDep, response: Response) -> VenueRead:
-    venue = await VenueRepository(session).get(venue_id, with_seating_map=True)
+@venue_routes.get("/{venue_id:uuid}", summary="Read a venue and its seating map (anyone)")
+async def read_venue(venue_id: uuid.UUID, venues: ReadVenuesDep, response: Response) -> VenueRead:
+    venue = await venues.get(venue_id, with_seating_map=True)
     response.headers["ETag"] = etag(venue.version)
     return VenueRead.of(venue)
 
 
-@venues.patch(
+@venue_routes.patch(
     "/{venue_id:uuid}",
     summary="Edit a venue or replace its seating map (its organizer, admins)",
     responses={
@@ -145,26 +140,12 @@ async def read_venue(venue_id: uuid.UUID, session: ReadSessionDep, response: Res
     },
 )
 async def update_venue(
-    venue_id: uuid.UUID,
-    body: VenueUpdate,
-    actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
-    response: Response,
+    venue: ManagedVenue, body: VenueUpdate, if_match: IfMatch, run: RunHandler, response: Response
 ) -> VenueRead:
     """Only the fields sent change. The seating map and capacity can't change while one
     of the venue's events is published, on sale or sold out."""
-    venue = await handlers.update_venue(
-        venue_id,
-        body.changes(),
-        actor=actor,
-        expected=expected_version(if_match, body.expected_version),
-        venues=VenueRepository(session),
-        events=EventRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
+    expected = expected_version_in_body(if_match, body.expected_version)
+    venue = await run(handlers.update_venue, venue, body.changes(), expected=expected)
     response.headers["ETag"] = etag(venue.version)
     return VenueRead.of(venue)
 
@@ -173,25 +154,27 @@ async def update_venue(
 
 
 async def _event_read(
-    aggregate: EventAggregate, *, viewer: OptionalActor, session: AsyncSession, clock: ClockDep
+    aggregate: EventAggregate,
+    *,
+    viewer: Actor | None,
+    reviews: ReviewRepository,
+    clock: Clock,
+    response: Response,
 ) -> EventRead:
+    """The event as the API shows it to ``viewer``, its ``ETag`` set on ``response``."""
     event = aggregate.event
+    response.headers["ETag"] = etag(event.version)
     allowed = None
     if can_manage(viewer, event.organizer_id):
         allowed = allowed_transitions(EventStatus(event.status), now=clock(), ends_at=event.ends_at)
-    return event_read(
-        aggregate,
-        reviews=await ReviewRepository(session).summary(event.id),
-        allowed_statuses=allowed,
-    )
+    return event_read(aggregate, reviews=await reviews.summary(event.id), allowed_statuses=allowed)
 
 
-@events.post("", status_code=201, summary="Create a draft event (organizers and admins)")
+@event_routes.post("", status_code=201, summary="Create a draft event (organizers and admins)")
 async def create_event(
     body: EventCreate,
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
+    run: RunHandler,
     response: Response,
     _: IdempotencyKey,
 ) -> EventRead:
@@ -201,20 +184,15 @@ async def create_event(
     changes["category"] = body.category.value
     changes["tags"] = tuple(body.tags)
     changes["image_urls"] = tuple(body.image_urls)
-    aggregate = await handlers.create_event(
-        CreateEvent(venue_id=body.venue_id, details=EventDetails(**changes)),
-        actor=actor,
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
-    _event_headers(response, aggregate.event)
+    command = CreateEvent(venue_id=body.venue_id, details=EventDetails(**changes))
+    aggregate = await run(handlers.create_event, command, actor=actor)
     response.headers["Location"] = f"/api/v1/events/{aggregate.event.id}"
-    return await _event_read(aggregate, viewer=actor, session=session, clock=clock)
+    return await _event_read(
+        aggregate, viewer=actor, reviews=run.reviews, clock=run.clock, response=response
+    )
 
 
-@events.get("", summary="List upcoming public events by start time (anyone)")
+@event_routes.get("", summary="List upcoming public events by start time (anyone)")
 async def list_upcoming_events(
     session: ReadSessionDep, params: CursorParamsDep, clock: ClockDep
 ) -> Page[EventSummaryRead]:
@@ -229,7 +207,7 @@ async def list_upcoming_events(
     return page.map(lambda event: event_summary(EventAggregate(event, event.venue, ())))
 
 
-@events.get("/mine", summary="List your events, newest first (organizers and admins)")
+@event_routes.get("/mine", summary="List your events, newest first (organizers and admins)")
 async def list_my_events(
     actor: CurrentActor,
     session: ReadSessionDep,
@@ -248,13 +226,14 @@ async def list_my_events(
     return page.map(lambda event: event_summary(EventAggregate(event, event.venue, ())))
 
 
-@events.get(
+@event_routes.get(
     "/snapshots",
     summary="Every event as its change snapshot, to rebuild derived data (admins)",
 )
 async def list_snapshots(
     admin: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
     session: ReadSessionDep,
+    events: ReadEventsDep,
     params: CursorParamsDep,
 ) -> Page[EventChanged]:
     """**Who may call:** admins (``marquee search reindex --source http`` runs with an
@@ -264,37 +243,37 @@ async def list_snapshots(
         session, EventRepository.every_event(), order_by=(Event.created_at, Event.id), params=params
     )
     events_on_page: list[Event] = list(page.items)
-    ticket_types = await EventRepository(session).ticket_types_by_event(
-        [event.id for event in events_on_page]
-    )
+    ticket_types = await events.ticket_types_by_event([event.id for event in events_on_page])
     return Page(
         items=[
-            handlers.event_changed_message(event, event.venue, ticket_types[event.id])
+            event_changed_message(event, event.venue, ticket_types[event.id])
             for event in events_on_page
         ],
         next_cursor=page.next_cursor,
     )
 
 
-@events.get(
+@event_routes.get(
     EVENT_PATH,
     summary="Read an event with its venue and ticket types (anyone; drafts: its organizer, admins)",
 )
 async def read_event(
-    event_id: uuid.UUID,
+    event: VisibleEvent,
     viewer: OptionalActor,
-    session: ReadSessionDep,
+    events: ReadEventsDep,
+    reviews: ReadReviewsDep,
     clock: ClockDep,
     response: Response,
 ) -> EventRead:
     """A draft is a 404 to everyone but its organizer and admins. The ``ETag`` is the
     event's version: send it back in ``If-Match`` when changing the event."""
-    aggregate = await handlers.get_event(event_id, viewer=viewer, events=EventRepository(session))
-    _event_headers(response, aggregate.event)
-    return await _event_read(aggregate, viewer=viewer, session=session, clock=clock)
+    aggregate = EventAggregate(event, event.venue, await events.ticket_types(event.id))
+    return await _event_read(
+        aggregate, viewer=viewer, reviews=reviews, clock=clock, response=response
+    )
 
 
-@events.patch(
+@event_routes.patch(
     EVENT_PATH,
     summary="Edit an event (its organizer, admins)",
     responses={
@@ -303,73 +282,47 @@ async def read_event(
     },
 )
 async def update_event(
-    event_id: uuid.UUID,
+    event: Annotated[Event, Depends(ManagedEvent("edit event"))],
     body: EventUpdate,
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
     if_match: IfMatch,
+    run: RunHandler,
     response: Response,
 ) -> EventRead:
     """Only the fields sent change; each change adds one to ``version``. Guard against
     lost updates with ``If-Match: "<version>"`` (412) or ``expected_version`` (409)."""
-    aggregate = await handlers.update_event(
-        event_id,
-        body.changes(),
-        actor=actor,
-        expected=expected_version(if_match, body.expected_version),
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
+    expected = expected_version_in_body(if_match, body.expected_version)
+    aggregate = await run(
+        handlers.update_event, event, body.changes(), actor=actor, expected=expected
     )
-    _event_headers(response, aggregate.event)
-    return await _event_read(aggregate, viewer=actor, session=session, clock=clock)
+    return await _event_read(
+        aggregate, viewer=actor, reviews=run.reviews, clock=run.clock, response=response
+    )
 
 
-@events.delete(EVENT_PATH, status_code=204, summary="Delete a draft event (its organizer, admins)")
+@event_routes.delete(
+    EVENT_PATH, status_code=204, summary="Delete a draft event (its organizer, admins)"
+)
 async def delete_event(
-    event_id: uuid.UUID,
-    actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
+    event: Annotated[Event, Depends(ManagedEvent("delete event"))], run: RunHandler
 ) -> Response:
     """Only drafts; a public event is cancelled instead."""
-    await handlers.delete_event(
-        event_id,
-        actor=actor,
-        expected=if_match,
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
+    await run(handlers.delete_event, event)
     return Response(status_code=204)
 
 
 async def _change_status(
-    event_id: uuid.UUID,
+    event: Event,
     command: ChangeStatus,
     *,
-    actor: CurrentActor,
-    session: AsyncSession,
-    clock: ClockDep,
-    if_match: IfMatch,
+    actor: Actor,
+    run: EventsHandlerDependencies,
     response: Response,
 ) -> EventRead:
-    aggregate = await handlers.change_status(
-        event_id,
-        command,
-        actor=actor,
-        expected=if_match,
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
+    aggregate = await run(handlers.change_status, event, command)
+    return await _event_read(
+        aggregate, viewer=actor, reviews=run.reviews, clock=run.clock, response=response
     )
-    _event_headers(response, aggregate.event)
-    return await _event_read(aggregate, viewer=actor, session=session, clock=clock)
 
 
 _TRANSITION_RESPONSES: dict[int | str, dict[str, str]] = {
@@ -378,204 +331,144 @@ _TRANSITION_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 
 
-@events.post(
+@event_routes.post(
     f"{EVENT_PATH}/publish",
     summary="Publish a draft event (its organizer, admins)",
     responses=_TRANSITION_RESPONSES,
 )
 async def publish_event(
-    event_id: uuid.UUID,
+    event: Annotated[Event, Depends(ManagedEvent(status_change_action(EventStatus.PUBLISHED)))],
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
+    run: RunHandler,
     response: Response,
 ) -> EventRead:
     """Needs a sale window, at least one ticket type consistent with the venue, and a
     start in the future. Sends ``events.event-published.v1`` with every seat."""
-    return await _change_status(
-        event_id,
-        ChangeStatus(EventStatus.PUBLISHED),
-        actor=actor,
-        session=session,
-        clock=clock,
-        if_match=if_match,
-        response=response,
-    )
+    command = ChangeStatus(EventStatus.PUBLISHED)
+    return await _change_status(event, command, actor=actor, run=run, response=response)
 
 
-@events.post(
+@event_routes.post(
     f"{EVENT_PATH}/cancel",
     summary="Cancel an event (its organizer, admins)",
     responses=_TRANSITION_RESPONSES,
 )
 async def cancel_event(
-    event_id: uuid.UUID,
+    event: Annotated[Event, Depends(ManagedEvent(status_change_action(EventStatus.CANCELLED)))],
     body: Cancellation,
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
+    run: RunHandler,
     response: Response,
 ) -> EventRead:
     """From any status but cancelled and completed. Sends ``events.event-cancelled.v1``:
     booking refunds its orders."""
-    return await _change_status(
-        event_id,
-        ChangeStatus(EventStatus.CANCELLED, reason=body.reason),
-        actor=actor,
-        session=session,
-        clock=clock,
-        if_match=if_match,
-        response=response,
-    )
+    command = ChangeStatus(EventStatus.CANCELLED, reason=body.reason)
+    return await _change_status(event, command, actor=actor, run=run, response=response)
 
 
-@events.post(
+@event_routes.post(
     f"{EVENT_PATH}/status",
     summary="Change an event's status (its organizer, admins)",
     responses=_TRANSITION_RESPONSES,
 )
 async def change_event_status(
-    event_id: uuid.UUID,
-    body: StatusChange,
-    actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
-    response: Response,
+    change: RequestedStatusChange, actor: CurrentActor, run: RunHandler, response: Response
 ) -> EventRead:
     """draft → published → on_sale ⇄ sold_out → completed (once it has ended); any
     status but the final ones → cancelled."""
     return await _change_status(
-        event_id,
-        ChangeStatus(body.status, reason=body.reason),
-        actor=actor,
-        session=session,
-        clock=clock,
-        if_match=if_match,
-        response=response,
+        change.event, change.command, actor=actor, run=run, response=response
     )
 
 
 # ---- ticket types -------------------------------------------------------------------------
 
 
-@ticket_types.get(
+@ticket_type_routes.get(
     f"{EVENT_PATH}/ticket-types",
     summary="List an event's ticket types (anyone; drafts: its organizer, admins)",
 )
 async def list_ticket_types(
-    event_id: uuid.UUID, viewer: OptionalActor, session: ReadSessionDep, params: CursorParamsDep
+    event: VisibleEvent, session: ReadSessionDep, params: CursorParamsDep
 ) -> Page[TicketTypeRead]:
-    await handlers.get_event(event_id, viewer=viewer, events=EventRepository(session))
     page = await paginate(
         session,
-        EventRepository.ticket_types_of(event_id),
+        EventRepository.ticket_types_of(event.id),
         order_by=(TicketType.created_at, TicketType.id),
         params=params,
     )
     return page.map(TicketTypeRead.of)
 
 
-@ticket_types.post(
+@ticket_type_routes.post(
     f"{EVENT_PATH}/ticket-types",
     status_code=201,
     summary="Add a ticket type to an event (its organizer, admins)",
 )
 async def add_ticket_type(
-    event_id: uuid.UUID,
     body: TicketTypeCreate,
+    # FastAPI resolves these in order: a missing token (401) or a malformed If-Match (422)
+    # is refused before the key is looked up, and a retry with the key is replayed before
+    # the event is loaded (by then its If-Match is stale, which would be a 412).
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
     if_match: IfMatch,
-    response: Response,
     _: IdempotencyKey,
+    event: Annotated[Event, Depends(ManagedEvent("add a ticket type to event"))],
+    run: RunHandler,
+    response: Response,
 ) -> TicketTypeRead:
     """Allowed until the event is cancelled or completed. The ``ETag`` returned is the
     event's new version."""
-    aggregate, ticket_type = await handlers.add_ticket_type(
-        event_id,
-        body.to_spec(),
-        actor=actor,
-        expected=if_match,
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
-    _event_headers(response, aggregate.event)
+    aggregate, ticket_type = await run(handlers.add_ticket_type, event, body.to_spec())
+    response.headers["ETag"] = etag(aggregate.event.version)
     return TicketTypeRead.of(ticket_type)
 
 
-@ticket_types.patch(
+@ticket_type_routes.patch(
     f"{EVENT_PATH}/ticket-types/{{ticket_type_id:uuid}}",
     summary="Change a ticket type (the event's organizer, admins)",
 )
 async def update_ticket_type(
-    event_id: uuid.UUID,
-    ticket_type_id: uuid.UUID,
+    target: Annotated[
+        TicketTypeOfEvent, Depends(ManagedTicketType("change a ticket type of event"))
+    ],
     body: TicketTypeUpdate,
-    actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
+    run: RunHandler,
     response: Response,
 ) -> TicketTypeRead:
     """Once the event is on sale, price, currency and what it sells are fixed."""
-    aggregate, ticket_type = await handlers.update_ticket_type(
-        event_id,
-        ticket_type_id,
-        body.changes(),
-        actor=actor,
-        expected=if_match,
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
-    _event_headers(response, aggregate.event)
+    aggregate, ticket_type = await run(handlers.update_ticket_type, target, body.changes())
+    response.headers["ETag"] = etag(aggregate.event.version)
     return TicketTypeRead.of(ticket_type)
 
 
-@ticket_types.delete(
+@ticket_type_routes.delete(
     f"{EVENT_PATH}/ticket-types/{{ticket_type_id:uuid}}",
     status_code=204,
     summary="Delete a ticket type before the sale starts (the event's organizer, admins)",
 )
 async def delete_ticket_type(
-    event_id: uuid.UUID,
-    ticket_type_id: uuid.UUID,
-    actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
-    if_match: IfMatch,
+    target: Annotated[
+        TicketTypeOfEvent, Depends(ManagedTicketType("delete a ticket type of event"))
+    ],
+    run: RunHandler,
 ) -> Response:
-    await handlers.delete_ticket_type(
-        event_id,
-        ticket_type_id,
-        actor=actor,
-        expected=if_match,
-        events=EventRepository(session),
-        venues=VenueRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
+    await run(handlers.delete_ticket_type, target)
     return Response(status_code=204)
 
 
 # ---- reviews ------------------------------------------------------------------------------
 
 
-@reviews.get(f"{EVENT_PATH}/reviews", summary="List an event's reviews, newest first (anyone)")
+@review_routes.get(
+    f"{EVENT_PATH}/reviews", summary="List an event's reviews, newest first (anyone)"
+)
 async def list_reviews(
-    event_id: uuid.UUID, viewer: OptionalActor, session: ReadSessionDep, params: CursorParamsDep
+    event: VisibleEvent, session: ReadSessionDep, params: CursorParamsDep
 ) -> Page[ReviewRead]:
-    await handlers.get_event(event_id, viewer=viewer, events=EventRepository(session))
     page = await paginate(
         session,
-        ReviewRepository.of_event(event_id),
+        ReviewRepository.of_event(event.id),
         order_by=(Review.created_at, Review.id),
         params=params,
         descending=True,
@@ -583,7 +476,7 @@ async def list_reviews(
     return page.map(ReviewRead.of)
 
 
-@reviews.post(
+@review_routes.post(
     f"{EVENT_PATH}/reviews",
     status_code=201,
     summary="Review an event once after it ended (people who held a ticket to it)",
@@ -596,24 +489,15 @@ async def post_review(
     event_id: uuid.UUID,
     body: ReviewCreate,
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
+    run: RunHandler,
     _: IdempotencyKey,
 ) -> ReviewRead:
-    review = await handlers.post_review(
-        event_id,
-        PostReview(rating=body.rating, comment=body.comment),
-        actor=actor,
-        events=EventRepository(session),
-        reviews=ReviewRepository(session),
-        holders=TicketHolderRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
+    command = PostReview(rating=body.rating, comment=body.comment)
+    review = await run(handlers.post_review, event_id, command, actor=actor)
     return ReviewRead.of(review)
 
 
-@reviews.post(
+@review_routes.post(
     f"{EVENT_PATH}/reviews/{{review_id:uuid}}/reply",
     summary="Reply once to a review (the event's organizer, admins)",
     responses={409: {"description": "The review already has a reply"}},
@@ -623,18 +507,8 @@ async def reply_to_review(
     review_id: uuid.UUID,
     body: ReplyCreate,
     actor: CurrentActor,
-    session: WriteSessionDep,
-    clock: ClockDep,
+    run: RunHandler,
     _: IdempotencyKey,
 ) -> ReviewRead:
-    review = await handlers.reply_to_review(
-        event_id,
-        review_id,
-        body.reply,
-        actor=actor,
-        events=EventRepository(session),
-        reviews=ReviewRepository(session),
-        outbox=_outbox(session),
-        clock=clock,
-    )
+    review = await run(handlers.reply_to_review, event_id, review_id, body.reply, actor=actor)
     return ReviewRead.of(review)

@@ -7,19 +7,20 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from marquee_events import api
-from marquee_events.handlers import Clock, utc_now
 from marquee_events.settings import EventsSettings
 from marquee_platform.app import create_service_app
+from marquee_platform.clock import Clock, utc_now
 from marquee_platform.service import ServiceSpec
 
 
 def create_app(settings: EventsSettings | None = None, *, clock: Clock = utc_now) -> FastAPI:
-    """``clock`` is what "now" means to the rules (publishing, reviews, completion)."""
+    """``clock`` is what "now" means to the rules (publishing, reviews, completion); the
+    platform's ``ClockDep`` hands it to the endpoints."""
     app = create_service_app(
         settings or EventsSettings(),
         title="Marquee events",
         description="Venues, seating maps, events, ticket types and reviews.",
-        routers=[api.venues, api.events, api.ticket_types, api.reviews],
+        routers=[api.venue_routes, api.event_routes, api.ticket_type_routes, api.review_routes],
     )
     app.state.clock = clock
     return app

@@ -26,7 +26,7 @@ from marquee_events.domain import (
     VenueDetails,
     seating_map_from_document,
 )
-from marquee_events.handlers import EventAggregate, event_changed_message
+from marquee_events.messages import EventAggregate, event_changed_message
 from marquee_events.models import Review, TicketType, Venue
 from marquee_events.repository import ReviewSummary
 

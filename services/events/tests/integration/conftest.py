@@ -1,11 +1,9 @@
 """Fixtures for the events integration tests: the app in-process against its own freshly
-migrated database. Helpers live in ``events_factories`` beside this file."""
+migrated database. Factories live in :mod:`marquee_testing.events`."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,11 +11,8 @@ import pytest
 from marquee_events.main import SERVICE, create_app
 from marquee_events.settings import EventsSettings
 from marquee_platform.db import Database
-from marquee_platform.testing import DatabaseFactory, TokenIssuer
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from events_factories import Catalog, Clock, People
+from marquee_testing.events import Catalog, Clock, People
+from marquee_testing.fixtures import DatabaseFactory, TokenIssuer
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
-from events_factories import (
+
+from marquee_testing.events import (
     FLOOR_TICKETS,
     PREMIUM_TICKETS,
     SEATED_TICKETS,
@@ -18,10 +18,7 @@ from events_factories import (
     seating_map,
     venue_body,
 )
-
-from marquee_platform.testing import wait_until
-
-pytestmark = pytest.mark.integration
+from marquee_testing.waiting import wait_until
 
 PROBLEM = "application/problem+json"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,9 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from marquee_events.main import SERVICE
 from marquee_events.models import Base
 from marquee_platform.migrations import alembic_config
-from marquee_platform.testing import DatabaseFactory
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
 
 CATALOG_TABLES = {"venues", "events", "ticket_types", "reviews", "ticket_holders"}
 

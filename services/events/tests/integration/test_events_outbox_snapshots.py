@@ -7,14 +7,11 @@ import asyncio
 from typing import Any
 
 import httpx
-import pytest
-from events_factories import FLOOR_TICKETS, SEATED_TICKETS, Catalog, People, outbox_rows
 
 from marquee_contracts import REGISTRY, CloudEvent
 from marquee_contracts.catalog import EventCancelled, EventChanged, EventPublished, VenueChanged
 from marquee_platform.db import Database
-
-pytestmark = pytest.mark.integration
+from marquee_testing.events import FLOOR_TICKETS, SEATED_TICKETS, Catalog, People, outbox_rows
 
 
 def parse(row: dict[str, Any]) -> Any:

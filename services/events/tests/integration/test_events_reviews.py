@@ -7,15 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
-from events_factories import Catalog, People, key, outbox_rows
 
 from marquee_contracts.booking import TicketIssued
 from marquee_events import handlers
 from marquee_events.repository import TicketHolderRepository
 from marquee_platform.db import Database
-
-pytestmark = pytest.mark.integration
+from marquee_testing.events import Catalog, People, key, outbox_rows
 
 
 async def hold_ticket(database: Database, event_id: str, user_id: str) -> None:

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from events_factories import Catalog, People, key
 from sqlalchemy import text
 
 from marquee_contracts import CloudEvent
@@ -22,9 +21,8 @@ from marquee_events.main import SERVICE
 from marquee_events.settings import EventsSettings
 from marquee_platform.db import Database
 from marquee_platform.kafka import create_producer, publish
-from marquee_platform.testing import wait_until
-
-pytestmark = pytest.mark.integration
+from marquee_testing.events import Catalog, People, key
+from marquee_testing.waiting import wait_until
 
 
 @pytest.fixture

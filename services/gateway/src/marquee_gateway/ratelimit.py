@@ -15,7 +15,6 @@ not take the site down, and the services behind keep their own defences.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -23,10 +22,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from marquee_gateway.metrics import REDIS_FAILURES
 from marquee_gateway.settings import GatewaySettings, RateLimitRule
+from marquee_platform.lua import LuaScript
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,11 @@ _AUTH_PREFIX = "/api/v1/auth/"
 # KEYS[1]: the caller's bucket. ARGV[1]: microseconds between requests (P/N);
 # ARGV[2]: the burst window, N * ARGV[1]. Returns {allowed, retry_after_us, remaining,
 # reset_us} where reset is when the whole budget is back.
-_GCRA_SCRIPT = """
+GCRA = LuaScript(
+    "gateway-gcra",
+    keys=("bucket",),
+    args=("interval_us", "window_us"),
+    source="""
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local interval = tonumber(ARGV[1])
@@ -52,8 +56,8 @@ if allowed_at > now then
 end
 redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
 return {1, 0, math.floor((window - (next_tat - now)) / interval), next_tat - now}
-"""
-_GCRA_SHA = hashlib.sha1(_GCRA_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+""",
+)
 
 _FAILURE_LOG_INTERVAL_SECONDS = 10.0
 
@@ -142,10 +146,9 @@ class RateLimiter:
         )
 
     async def _run(self, key: str, interval_us: int, window_us: int) -> list[int]:
-        try:
-            result = await self._redis.evalsha(_GCRA_SHA, 1, key, interval_us, window_us)
-        except NoScriptError:
-            result = await self._redis.eval(_GCRA_SCRIPT, 1, key, interval_us, window_us)
+        result = await GCRA.run(
+            self._redis, bucket=key, interval_us=interval_us, window_us=window_us
+        )
         return [int(value) for value in result]
 
     def _record_failure(self, error: BaseException) -> None:

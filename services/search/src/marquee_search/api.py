@@ -10,7 +10,7 @@ from fastapi import Depends, Query, Request
 from marquee_platform.errors import InvalidInput
 from marquee_platform.http import router
 from marquee_search.domain import Sort
-from marquee_search.engine import SearchEngine
+from marquee_search.engines import SearchEngine
 from marquee_search.params import build_query, encode_search_cursor
 from marquee_search.schemas import EventHitRead, FacetsRead, SearchPage, SuggestionRead, Suggestions
 

@@ -13,7 +13,7 @@ import logging
 from marquee_platform.consumer import ConsumerRunner, Delivery, Handler
 from marquee_platform.db import Database, WriteSession
 from marquee_search.changes import EVENT_CHANGED, change_registry, entry_from_message_data
-from marquee_search.engine import SearchEngine, create_engine
+from marquee_search.engines import SearchEngine, create_engine
 from marquee_search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
 from marquee_search import api
-from marquee_search.engine import create_engine, uses_postgres
+from marquee_search.engines import create_engine, uses_postgres
 from marquee_search.settings import SearchSettings
 
 

@@ -9,13 +9,11 @@ import httpx
 import pytest
 
 from marquee_platform.db import Database
-from marquee_platform.testing import DatabaseFactory
+from marquee_search.engines.postgres import PostgresSearchEngine
 from marquee_search.main import SERVICE, create_app
-from marquee_search.postgres_engine import PostgresSearchEngine
 from marquee_search.settings import SearchSettings
-from marquee_search.testing import entry
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.search import entry
 
 SOON = datetime.now(UTC) + timedelta(days=3)
 

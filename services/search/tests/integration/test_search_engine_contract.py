@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 
 from marquee_search.domain import GeoPoint, IndexEntry, SearchQuery, SearchResult, Sort
-from marquee_search.engine import SearchEngine
-from marquee_search.testing import NOW, entry
-
-pytestmark = pytest.mark.integration
+from marquee_search.engines import SearchEngine
+from marquee_testing.search import NOW, entry
 
 
 def query(**fields: Any) -> SearchQuery:

@@ -18,14 +18,13 @@ from marquee_contracts import REGISTRY, CloudEvent
 from marquee_contracts.catalog import EventChanged, EventVenue, PriceRange
 from marquee_platform.db import Database
 from marquee_platform.kafka import create_producer, publish
-from marquee_platform.testing import DatabaseFactory, wait_until
 from marquee_search.changes import EVENT_CHANGED
 from marquee_search.consumers import create_runner
 from marquee_search.domain import SearchQuery
+from marquee_search.engines.postgres import PostgresSearchEngine
 from marquee_search.main import SERVICE
-from marquee_search.postgres_engine import PostgresSearchEngine
-
-pytestmark = pytest.mark.integration
+from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.waiting import wait_until
 
 NOW = datetime.now(UTC)
 
