@@ -153,6 +153,23 @@ class GeneralAdmissionCapacity(BaseModel):
     capacity: int
 
 
+class PublishedSeat(BaseModel):
+    id: str
+    price_category: str = Field(description="The seat's own, or its row's")
+
+
+class PublishedRow(BaseModel):
+    label: str
+    seats: list[PublishedSeat] = Field(
+        description="Along the row, in order: neighbours are adjacent"
+    )
+
+
+class PublishedSection(BaseModel):
+    name: str
+    rows: list[PublishedRow] = Field(description="From the stage back")
+
+
 class PublishedSeating(BaseModel):
     """What can be sold at the venue, frozen while the event is live.
 
@@ -165,6 +182,12 @@ class PublishedSeating(BaseModel):
         description="Every seat id (unique in the venue, case-insensitively) by price category"
     )
     general_admission: list[GeneralAdmissionCapacity]
+    sections: list[PublishedSection] | None = Field(
+        default=None,
+        description="The seats as laid out: sections in the organizer's ranking (best "
+        "first), rows from the stage back, seats along each row. Inventory places "
+        "best-available seats from it. Null from producers that predate it.",
+    )
 
 
 class EventPublished(BaseModel):

@@ -22,6 +22,7 @@ from marquee_contracts.catalog import (
     GeneralAdmissionCapacity,
     PriceRange,
     PublishedSeating,
+    PublishedSection,
     ReviewPosted,
     ReviewReplied,
     TicketTypeSnapshot,
@@ -36,6 +37,7 @@ from marquee_events.domain import (
     VenueDetails,
     price_range,
     seat_ids_by_price_category,
+    seat_layout,
     seating_map_from_document,
 )
 from marquee_events.models import Event, Review, TicketType, Venue
@@ -206,6 +208,7 @@ def event_published_message(
     event: Event, venue: Venue, ticket_types: Sequence[TicketType]
 ) -> EventPublished:
     """Needs the venue loaded with its seating map."""
+    seating = seating_map_from_document(venue.seating_map)
     assert event.sale_starts_at is not None
     assert event.sale_ends_at is not None
     assert event.published_at is not None
@@ -225,10 +228,9 @@ def event_published_message(
         ticket_types=[ticket_type_snapshot(ticket_type) for ticket_type in ticket_types],
         seating=PublishedSeating(
             capacity=venue.capacity,
-            seat_ids_by_price_category=seat_ids_by_price_category(
-                seating_map_from_document(venue.seating_map)
-            ),
+            seat_ids_by_price_category=seat_ids_by_price_category(seating),
             general_admission=_general_admission(venue),
+            sections=[PublishedSection.model_validate(section) for section in seat_layout(seating)],
         ),
         published_at=event.published_at,
     )

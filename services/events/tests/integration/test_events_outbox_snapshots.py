@@ -110,6 +110,19 @@ async def test_every_change_sends_the_full_snapshot_with_the_next_version(
     assert [area.model_dump() for area in publication.seating.general_admission] == [
         {"name": "Floor", "capacity": 100}
     ]
+    # The layout inventory places best-available seats from: sections in the organizer's
+    # order, rows from the stage back, each seat with its own or its row's category.
+    assert publication.seating.sections is not None
+    layout = [
+        (section.name, row.label, [(seat.id, seat.price_category) for seat in row.seats])
+        for section in publication.seating.sections
+        for row in section.rows
+    ]
+    assert layout == [
+        ("Stalls", "A", [("A-1", "standard"), ("A-2", "standard"), ("A-3", "standard")]),
+        ("Stalls", "B", [("B-1", "standard"), ("B-2", "standard"), ("B-3", "standard")]),
+        ("Balcony", "C", [("C-1", "premium"), ("C-2", "premium")]),
+    ]
     assert [ticket.name for ticket in publication.ticket_types] == ["Stalls", "Floor"]
 
     venues: list[VenueChanged] = [

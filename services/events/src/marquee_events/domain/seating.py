@@ -276,6 +276,31 @@ def seat_ids_by_price_category(seating: SeatingMap) -> dict[str, list[str]]:
     return grouped
 
 
+def seat_layout(seating: SeatingMap) -> list[dict[str, Any]]:
+    """A *valid* map's seats as laid out — sections in the organizer's order (their
+    ranking), rows from the stage back, seats along each row — each seat with its own or
+    its row's price category: what inventory places best-available seats from."""
+    return [
+        {
+            "name": section.name,
+            "rows": [
+                {
+                    "label": row.label,
+                    "seats": [
+                        {
+                            "id": seat.id,
+                            "price_category": (_seat_price_category(seat, row) or "").strip(),
+                        }
+                        for seat in row.seats
+                    ],
+                }
+                for row in section.rows
+            ],
+        }
+        for section in seating.sections
+    ]
+
+
 def seating_map_from_document(document: Mapping[str, Any]) -> SeatingMap:
     """The map as stored (JSON), back as domain values."""
     return SeatingMap(

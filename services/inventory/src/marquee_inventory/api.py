@@ -1,0 +1,187 @@
+"""The inventory API under ``/api/v1/inventory``: holds and availability.
+
+A hold is Redis only: these endpoints open no PostgreSQL transaction on the way (only a
+missing event state, rebuilt once, reads PostgreSQL). Each summary says who may call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Header, Response
+from fastapi.responses import Response as PlainResponse
+
+from marquee_inventory import handlers
+from marquee_inventory.deps import EventsDep, HoldStoreDep, ManagedEvent, SeatMapsDep
+from marquee_inventory.domain import HoldNotFound
+from marquee_inventory.handlers import HoldRequest
+from marquee_inventory.schemas import (
+    AvailabilityRead,
+    HoldCreate,
+    HoldRead,
+    HoldSettings,
+    HoldSettingsRead,
+)
+from marquee_inventory.store import StateMissing
+from marquee_platform.db import after_commit
+from marquee_platform.deps import ClockDep, DatabaseDep
+from marquee_platform.http import router
+from marquee_platform.idempotency import HEADER as IDEMPOTENCY_HEADER
+from marquee_platform.security import CurrentUser
+
+inventory = router(prefix="/api/v1/inventory/events", tags=["inventory"])
+
+EVENT = "/{event_id:uuid}"
+
+
+@inventory.post(
+    EVENT + "/holds",
+    status_code=201,
+    summary="Hold places for a few minutes, all or nothing (signed-in fans)",
+    responses={
+        404: {"description": "The event has no inventory (unknown or not published)"},
+        409: {"description": "Places taken, sale not open or closed, event cancelled"},
+        422: {"description": "Unknown seats or ticket types, over the per-person limit"},
+    },
+)
+async def create_hold(
+    event_id: uuid.UUID,
+    body: HoldCreate,
+    user: CurrentUser,
+    store: HoldStoreDep,
+    seat_maps: SeatMapsDep,
+    database: DatabaseDep,
+    clock: ClockDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+) -> HoldRead:
+    """Send one of: ``seats`` (ids from the seat map), ``general_admission`` (a quantity of
+    a general-admission ticket type) or ``best_available`` (a count, optionally a price
+    category: adjacent seats in one row when there are any, best section first; the answer
+    says which rule placed them). The answer carries ``expires_at``; a 409 says what is
+    left. Retrying with the same ``Idempotency-Key`` returns the same hold."""
+    best = body.best_available
+    request = HoldRequest(
+        event_id=event_id,
+        user_id=user.user_id,
+        seats=[(seat.seat_id, seat.ticket_type_id) for seat in body.seats or ()],
+        general_admission=[
+            (place.ticket_type_id, place.quantity) for place in body.general_admission or ()
+        ],
+        best_available_count=best.count if best else None,
+        best_available_category=best.price_category if best else None,
+        best_available_ticket_type=best.ticket_type_id if best else None,
+        idempotency_key=idempotency_key,
+    )
+    handlers.validate_hold_shape(request)
+    result = await handlers.place_hold(
+        request, store=store, seat_maps=seat_maps, database=database, clock=clock
+    )
+    response.headers["Location"] = (
+        f"/api/v1/inventory/events/{event_id}/holds/{result.held.hold_id}"
+    )
+    return HoldRead.of(result.held, result.placement)
+
+
+@inventory.get(
+    EVENT + "/holds/{hold_id}",
+    summary="Read a live hold (its holder, admins)",
+    responses={404: {"description": "No such live hold of yours"}},
+)
+async def read_hold(
+    event_id: uuid.UUID, hold_id: str, user: CurrentUser, store: HoldStoreDep
+) -> HoldRead:
+    held = await store.get_hold(event_id, hold_id)
+    if held is None or not (user.is_admin or held.user_id == user.user_id):
+        raise HoldNotFound(hold_id)
+    return HoldRead.of(held)
+
+
+@inventory.delete(
+    EVENT + "/holds/{hold_id}",
+    status_code=204,
+    summary="Release a hold now (its holder, admins)",
+    responses={404: {"description": "No such live hold of yours"}},
+)
+async def release_hold(
+    event_id: uuid.UUID,
+    hold_id: str,
+    user: CurrentUser,
+    store: HoldStoreDep,
+    database: DatabaseDep,
+    clock: ClockDep,
+) -> PlainResponse:
+    await handlers.release_hold(
+        event_id,
+        hold_id,
+        user_id=user.user_id,
+        is_admin=user.is_admin,
+        store=store,
+        database=database,
+        clock=clock,
+    )
+    return PlainResponse(status_code=204)
+
+
+@inventory.get(
+    EVENT + "/availability",
+    summary="Every seat's state and the general-admission counts (anyone)",
+    response_model=AvailabilityRead,
+    responses={
+        304: {"description": "Unchanged since the ETag sent in If-None-Match"},
+        404: {"description": "The event has no inventory"},
+    },
+)
+async def read_availability(
+    event_id: uuid.UUID,
+    store: HoldStoreDep,
+    database: DatabaseDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=100)] = None,
+) -> AvailabilityRead | PlainResponse:
+    """Never says who holds a seat. Changes also stream on the event's real-time channel
+    (``availability-changed``, at most about four a second)."""
+    version = await store.availability_version(event_id)
+    sent = (if_none_match or "").strip().removeprefix("W/").strip('"')
+    if version is not None and sent == str(version):
+        return PlainResponse(status_code=304, headers={"ETag": f'"{version}"'})
+    try:
+        availability = await store.availability(event_id)
+    except StateMissing:
+        await handlers.rebuild_event(event_id, database=database, store=store, force=False)
+        availability = await store.availability(event_id)
+    response.headers["ETag"] = f'"{availability.version}"'
+    response.headers["Cache-Control"] = "no-cache"
+    return AvailabilityRead.of(event_id, availability)
+
+
+@inventory.put(
+    EVENT + "/hold-settings",
+    summary="Set how long holds last for this event (its organizer, admins)",
+    responses={404: {"description": "No such event of yours"}},
+)
+async def update_hold_settings(
+    body: HoldSettings,
+    event: ManagedEvent,
+    events: EventsDep,
+    store: HoldStoreDep,
+    database: DatabaseDep,
+) -> HoldSettingsRead:
+    """Applies to holds made from now on; live holds keep their deadline."""
+    event.hold_ttl_seconds = body.hold_ttl_seconds
+    event_id = event.event_id
+    after_commit(
+        events.session,
+        lambda: handlers.push_config(event_id, database=database, store=store),
+    )
+    return HoldSettingsRead(event_id=event_id, hold_ttl_seconds=event.hold_ttl_seconds)
+
+
+@inventory.get(
+    EVENT + "/hold-settings",
+    summary="How long holds last for this event (its organizer, admins)",
+    responses={404: {"description": "No such event of yours"}},
+)
+async def read_hold_settings(event: ManagedEvent) -> HoldSettingsRead:
+    return HoldSettingsRead(event_id=event.event_id, hold_ttl_seconds=event.hold_ttl_seconds)

@@ -1,0 +1,144 @@
+"""Kafka entry points of the inventory service.
+
+- ``events.event-published.v1`` → the event's seats and ticket types, then its Redis state;
+- ``events.event-changed.v1`` / ``events.event-cancelled.v1`` → status, sale windows,
+  caps, ticket types and capacities (a newer version only), applied to Redis in place;
+- ``booking.order-paid.v1`` → the hold's places sold, ``sale-confirmed`` or ``-rejected``;
+- ``booking.ticket-cancelled.v1`` → the ticket's place is sellable again.
+
+Redis is brought up to date after each transaction committed (``after_commit``); if that
+is lost to a crash, the reconcile task finds the state behind and reloads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis.asyncio as redis_asyncio
+
+from marquee_contracts.booking import ORDER_PAID, TICKET_CANCELLED, OrderPaid, TicketCancelled
+from marquee_contracts.catalog import (
+    EVENT_CANCELLED,
+    EVENT_CHANGED,
+    EVENT_PUBLISHED,
+    EventCancelled,
+    EventChanged,
+    EventPublished,
+)
+from marquee_inventory import handlers
+from marquee_inventory.repository import EventRepository, SaleRepository, SeatRepository
+from marquee_inventory.settings import InventorySettings
+from marquee_inventory.store import HoldStore
+from marquee_platform.clock import Clock, utc_now
+from marquee_platform.consumer import ConsumerRunner, Delivery, Handler
+from marquee_platform.db import Database, WriteSession, after_commit
+from marquee_platform.deps import outbox_source
+from marquee_platform.outbox import Outbox
+
+CONSUMER_GROUP = "inventory"
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryConsumers:
+    """The handlers, bound to this process's database, Redis and clock."""
+
+    database: Database
+    store: HoldStore
+    clock: Clock = utc_now
+
+    def _push_after_commit(self, session: WriteSession, event_id: object) -> None:
+        import uuid
+
+        assert isinstance(event_id, uuid.UUID)
+        after_commit(
+            session,
+            lambda: handlers.push_config(event_id, database=self.database, store=self.store),
+        )
+
+    async def on_event_published(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, EventPublished)
+        if await handlers.apply_event_published(
+            delivery.data, events=EventRepository(session), seats=SeatRepository(session)
+        ):
+            self._push_after_commit(session, delivery.data.event_id)
+
+    async def on_event_changed(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, EventChanged)
+        if await handlers.apply_event_changed(delivery.data, events=EventRepository(session)):
+            self._push_after_commit(session, delivery.data.event_id)
+
+    async def on_event_cancelled(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, EventCancelled)
+        if await handlers.apply_event_cancelled(delivery.data, events=EventRepository(session)):
+            self._push_after_commit(session, delivery.data.event_id)
+
+    async def on_order_paid(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, OrderPaid)
+        await handlers.confirm_sale(
+            delivery.data,
+            events=EventRepository(session),
+            seats=SeatRepository(session),
+            sales=SaleRepository(session),
+            outbox=Outbox(session, source=outbox_source("inventory")),
+            store=self.store,
+            database=self.database,
+            clock=self.clock,
+        )
+
+    async def on_ticket_cancelled(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, TicketCancelled)
+        await handlers.return_place(
+            delivery.data,
+            seats=SeatRepository(session),
+            sales=SaleRepository(session),
+            store=self.store,
+            database=self.database,
+            clock=self.clock,
+        )
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {
+            EVENT_PUBLISHED.name: self.on_event_published,
+            EVENT_CHANGED.name: self.on_event_changed,
+            EVENT_CANCELLED.name: self.on_event_cancelled,
+            ORDER_PAID.name: self.on_order_paid,
+            TICKET_CANCELLED.name: self.on_ticket_cancelled,
+        }
+
+
+def build_consumer(
+    settings: InventorySettings,
+    *,
+    database: Database | None = None,
+    redis: redis_asyncio.Redis | None = None,
+    group: str = CONSUMER_GROUP,
+    topic_names: Mapping[str, str] | None = None,
+    clock: Clock = utc_now,
+) -> ConsumerRunner:
+    """The runner as ``group``; ``topic_names`` renames topics (tests on a shared broker)."""
+    database = database or Database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        application_name="marquee-inventory-consumer",
+    )
+    redis = redis or redis_asyncio.Redis.from_url(settings.redis_url)
+    bound = InventoryConsumers(
+        database=database,
+        store=HoldStore(redis, index_prefix=settings.redis_index_prefix),
+        clock=clock,
+    )
+    renamed = topic_names or {}
+    return ConsumerRunner(
+        group=group,
+        bootstrap=settings.kafka_bootstrap,
+        database=database,
+        handlers={
+            renamed.get(topic, topic): handler for topic, handler in bound.handlers().items()
+        },
+    )
+
+
+def create_consumer() -> ConsumerRunner:
+    """What ``marquee consume --service inventory`` runs (ServiceSpec.consumer_factory)."""
+    return build_consumer(InventorySettings())
