@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,12 +128,20 @@ def log_entry_event(
     return topic, event
 
 
-async def forward_logs(store: HoldStore, producer: Any, *, batch: int = 500) -> int:
+async def forward_logs(
+    store: HoldStore,
+    producer: Any,
+    *,
+    batch: int = 500,
+    topic_names: Mapping[str, str] | None = None,
+) -> int:
     """Send every event's new log entries to Kafka, then trim them; returns how many.
 
     At least once: entries are trimmed only after the broker acknowledged them, so a crash
-    in between sends them again (with the same CloudEvent ids).
+    in between sends them again (with the same CloudEvent ids). ``topic_names`` sends a
+    topic under another name (tests sharing one broker).
     """
+    renamed = topic_names or {}
     redis = store.redis
     forwarded = 0
     for raw_member in await redis.smembers(store.log_index):
@@ -152,7 +160,8 @@ async def forward_logs(store: HoldStore, producer: Any, *, batch: int = 500) -> 
             fields = {_text(name): _text(value) for name, value in raw_fields.items()}
             made = log_entry_event(event_id, _text(raw_id), fields)
             if made is not None:
-                sends.append(publish(producer, made[0], made[1], key=str(event_id)))
+                topic = renamed.get(made[0], made[0])
+                sends.append(publish(producer, topic, made[1], key=str(event_id)))
         await asyncio.gather(*sends)
         try:
             availability = await store.availability(event_id)
@@ -169,7 +178,7 @@ async def forward_logs(store: HoldStore, producer: Any, *, batch: int = 500) -> 
             )
             await publish(
                 producer,
-                AVAILABILITY_CHANGED.name,
+                renamed.get(AVAILABILITY_CHANGED.name, AVAILABILITY_CHANGED.name),
                 REGISTRY.event(
                     AVAILABILITY_CHANGED.name, changed, source=SOURCE, subject=str(event_id)
                 ),
