@@ -53,6 +53,7 @@ def start(app_factory: str, port: int, env: dict[str, str], log: Path) -> subpro
                 "--port",
                 str(port),
                 "--no-access-log",
+                "--no-proxy-headers",
             ],
             env={**os.environ, **env},
             stdout=out,

@@ -117,6 +117,7 @@ def start_gateway(port: int, redis_url: str, log_path: Path) -> subprocess.Popen
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--no-proxy-headers",
             ],
             env=env,
             stdin=subprocess.DEVNULL,

@@ -257,6 +257,9 @@ class _Dev:
                 argv=[
                     *(python, "-m", "uvicorn", "--factory", spec.app_factory),
                     *("--host", "127.0.0.1", "--port", str(self._port(spec))),
+                    # X-Forwarded-For is the services' to judge (marquee_platform.forwarding):
+                    # uvicorn would believe any from 127.0.0.1, which every client here is.
+                    "--no-proxy-headers",
                     # Open event streams never finish by themselves: bound the wait on Ctrl-C.
                     *("--timeout-graceful-shutdown", "5"),
                 ],

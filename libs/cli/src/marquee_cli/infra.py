@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -143,6 +143,25 @@ def service_database_url(postgres_url: str, service: str) -> str:
         .set(drivername="postgresql+asyncpg", database=database_name(service))
         .render_as_string(hide_password=False)
     )
+
+
+def service_command_environment(
+    spec: ServiceSpec, environ: Mapping[str, str], state_dir: Path
+) -> dict[str, str]:
+    """What a service's own commands (``marquee auth …``) need added to ``environ`` to use
+    the database ``marquee dev`` gives that service: ``<SERVICE>_DATABASE_URL``, its
+    ``marquee_<service>`` database on the PostgreSQL :func:`choose` picks (the running dev's,
+    ``MARQUEE_POSTGRES_URL``, or the local server). Nothing when the environment already
+    names the database or no PostgreSQL is found (the command then says it cannot reach
+    the one its settings name)."""
+    variable = f"{spec.name.upper()}_DATABASE_URL"
+    named = {name.upper() for name in environ}
+    if not spec.has_database or variable in named or "MARQUEE_DATABASE_URL" in named:
+        return {}
+    choice = choose(Piece.POSTGRES, environ.get(POSTGRES_ENV), dev=read_dev_state(state_dir))
+    if choice.url is None:
+        return {}
+    return {variable: service_database_url(choice.url, spec.name)}
 
 
 def relay_database_url(postgres_url: str, service: str) -> str:

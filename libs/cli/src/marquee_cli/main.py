@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -36,11 +38,27 @@ app.add_typer(db_app, name="db")
 
 def _add_service_commands() -> None:
     """Services contribute command groups (``marquee auth create-admin``) through the
-    ``marquee.commands`` entry point group: a name and a ``typer.Typer``."""
+    ``marquee.commands`` entry point group: a name and a ``typer.Typer``. Before one runs,
+    the service's database is found as ``marquee dev`` gives it to the service."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="marquee.commands"):
-        app.add_typer(entry.load(), name=entry.name)
+        app.add_typer(entry.load(), name=entry.name, callback=_use_dev_database_of(entry.name))
+
+
+def _use_dev_database_of(service: str) -> Callable[[], None]:
+    def use_dev_database() -> None:
+        from importlib.metadata import entry_points
+
+        from marquee_cli.infra import service_command_environment
+
+        for entry in entry_points(group="marquee.services", name=service):
+            spec = entry.load()
+            if isinstance(spec, ServiceSpec):
+                environ = service_command_environment(spec, os.environ, default_state_dir())
+                os.environ.update(environ)
+
+    return use_dev_database
 
 
 _add_service_commands()

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import redis.asyncio as redis_asyncio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from marquee_platform.db import Database
 from marquee_platform.health import (
@@ -28,9 +28,10 @@ from marquee_platform.maintenance import pruning_task
 from marquee_platform.metrics import PrometheusMiddleware, metrics_router
 from marquee_platform.middleware import RequestContextMiddleware
 from marquee_platform.periodic import PeriodicTask
-from marquee_platform.problems import install_problem_handlers
+from marquee_platform.problems import UnexpectedErrorMiddleware, install_problem_handlers
 from marquee_platform.security import create_token_verifier
 from marquee_platform.settings import ServiceSettings
+from marquee_platform.storable_input import refuse_unstorable_input
 from marquee_platform.tracing import configure_tracing
 
 Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
@@ -123,9 +124,13 @@ def create_service_app(
         # request; FastAPI's own OpenTelemetry would add a second server span (and
         # per-dependency spans) to every request, and hold them for a stream's lifetime.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Before every endpoint: a NUL or an integer past 64 bits is a 422 naming the field,
+        # not a 500 from the first query that meets it.
+        dependencies=[Depends(refuse_unstorable_input)],
     )
     install_problem_handlers(app)
     install_idempotency(app)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(PrometheusMiddleware, service=service)
     app.add_middleware(RequestContextMiddleware, service=service)
     app.include_router(health_router(service))

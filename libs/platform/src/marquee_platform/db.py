@@ -13,12 +13,13 @@ another service must learn goes to the outbox instead, in the transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -162,3 +163,25 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+    async def check_reachable(self, *, timeout_seconds: float = 10.0) -> None:
+        """Connect once; :class:`DatabaseUnreachable` says in one line where and why not
+        (for commands, which should say that rather than print a driver's traceback)."""
+        try:
+            async with asyncio.timeout(timeout_seconds), self.write_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            raise DatabaseUnreachable(
+                self.write_engine.url.render_as_string(hide_password=True), error
+            ) from error
+
+
+class DatabaseUnreachable(Exception):
+    """A database did not answer: ``str()`` is one line naming it (password hidden) and
+    the reason."""
+
+    def __init__(self, url: str, error: BaseException) -> None:
+        cause = getattr(error, "orig", None) or error  # the driver's words, not SQLAlchemy's
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        super().__init__(f"{url}: {reason or type(cause).__name__}")
+        self.url = url

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marquee_platform.context import current_request_id
 from marquee_platform.errors import (
@@ -145,20 +146,63 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+def internal_error(path: str) -> ProblemResponse:
+    """The 500 problem: what a client is told when we failed (nothing of the cause)."""
     return problem(
         500,
         code="internal-error",
         title="Internal error",
         detail="Something went wrong on our side; it has been logged. "
         "Retrying with the same Idempotency-Key is safe.",
-        instance=request.url.path,
+        instance=path,
     )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return internal_error(request.url.path)
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an exception that no handler took with the 500 problem, and keeps it there.
+
+    Starlette gives an ``Exception`` handler to its outermost middleware, which answers
+    and then re-raises: the server logs "Exception in ASGI application" and drops the
+    keep-alive connection, and the answer is built after the request id is gone. This
+    sits inside :class:`~marquee_platform.middleware.RequestContextMiddleware` (and the
+    metrics), so the 500 carries the request id and is counted, and the exception ends
+    here. An exception after the response started cannot become a problem any more: it
+    goes on to the server, which closes the connection rather than let a truncated body
+    pass for a whole one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception:
+            if response_started:
+                raise  # logged by the handler in Starlette's outermost middleware
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await internal_error(scope["path"])(scope, receive, send)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Only for errors raised outside UnexpectedErrorMiddleware (in an outer middleware).
     app.add_exception_handler(Exception, _unexpected_error)

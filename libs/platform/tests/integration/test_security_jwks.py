@@ -157,7 +157,9 @@ def serve_jwks() -> Iterator[JwksServer]:
         return JSONResponse({"keys": list(state.keys)})
 
     app = Starlette(routes=[Route("/.well-known/jwks.json", serve_document)])
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", loop="asyncio")
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", loop="asyncio", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

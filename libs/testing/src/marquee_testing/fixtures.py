@@ -123,9 +123,10 @@ class MigratedTemplates:
             await _copy_database_settings(template, url)
 
     async def _migrate_template(self, migrations: Path) -> str:
-        name = f"template_{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}_{_digest(migrations)}"
+        # Named per process, so two test sessions on one server never drop each other's.
+        name = f"template_{os.getpid()}_{_digest(migrations)}"
         url = database_url_for(self._postgres_url, name)
-        await drop_database(url)  # left over by a run that was killed
+        await _drop_orphaned_templates(self._postgres_url)
         await ensure_database(url)
         await upgrade_async(url, migrations)
         return url
@@ -134,6 +135,35 @@ class MigratedTemplates:
         await asyncio.gather(
             *(drop_database(url) for url in self._templates.values()), return_exceptions=True
         )
+
+
+async def _drop_orphaned_templates(postgres_url: str) -> None:
+    """Templates of test processes that no longer run (killed before their cleanup)."""
+    import asyncpg
+
+    from marquee_platform.db import to_libpq_dsn
+
+    connection = await asyncpg.connect(to_libpq_dsn(postgres_url))
+    try:
+        names = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname ~ '^template_[0-9]+_[0-9a-f]+$'"
+        )
+    finally:
+        await connection.close()
+    for (name,) in names:
+        pid = int(name.split("_")[1])
+        if not _process_alive(pid):
+            await drop_database(database_url_for(postgres_url, name))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _digest(migrations: Path) -> str:
@@ -218,7 +248,16 @@ def serve_in_thread(app: Any, *, port: int | None = None) -> Iterator[str]:
 
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # As everywhere we start uvicorn: X-Forwarded-For is the app's to judge
+            # (marquee_platform.forwarding), never uvicorn's.
+            proxy_headers=False,
+        )
     )
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -1,7 +1,10 @@
 """``marquee auth ...``: operator commands of the auth service.
 
 They read the database from ``AuthSettings`` (``AUTH_DATABASE_URL``, else
-``MARQUEE_DATABASE_URL``), like the service itself.
+``MARQUEE_DATABASE_URL``), like the service itself. Run through ``marquee``, neither set,
+they use the ``marquee_auth`` database of the PostgreSQL that ``marquee dev`` uses (the
+``marquee`` tool sets ``AUTH_DATABASE_URL`` for them, as ``marquee dev`` does for the
+service). A database that does not answer is one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from marquee_auth.passwords import PasswordHasher
 from marquee_auth.repository import SigningKeyRepository, UserRepository
 from marquee_auth.settings import AuthSettings
 from marquee_platform.clock import utc_now
-from marquee_platform.db import Database, WriteSession
+from marquee_platform.db import Database, DatabaseUnreachable, WriteSession
 from marquee_platform.deps import outbox_source
 from marquee_platform.errors import DomainError
 from marquee_platform.outbox import Outbox
@@ -37,6 +40,7 @@ def _run(work: Callable[[WriteSession, AuthSettings], Awaitable[T]]) -> T:
     async def run() -> T:
         database = Database(settings.database_url, pool_size=1, application_name="marquee-auth-cli")
         try:
+            await database.check_reachable()
             async with database.transaction() as session:
                 return await work(session, settings)
         finally:
@@ -46,6 +50,14 @@ def _run(work: Callable[[WriteSession, AuthSettings], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except DomainError as error:
         typer.secho(error.detail, fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    except DatabaseUnreachable as error:
+        typer.secho(
+            f"cannot reach the auth database at {error}; start `make dev`, "
+            "or set AUTH_DATABASE_URL",
+            fg=typer.colors.RED,
+            err=True,
+        )
         raise typer.Exit(1) from None
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from marquee_auth.domain import AuthPolicy, Network, client_address
+from marquee_auth.domain import AuthPolicy
 from marquee_auth.passwords import PasswordHasher
 from marquee_auth.repository import (
     OneTimeTokenRepository,
@@ -30,6 +30,7 @@ from marquee_platform.deps import (
     on_read_session,
     on_write_session,
 )
+from marquee_platform.forwarding import Network, client_address
 from marquee_platform.outbox import Outbox
 from marquee_platform.security import Principal, Role, require_roles
 
@@ -57,7 +58,8 @@ def _runtime(request: Request) -> AuthRuntime:
 
 def _client_address(request: Request, runtime: Annotated[AuthRuntime, Depends(_runtime)]) -> str:
     peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), runtime.trusted_proxies)
+    forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+    return client_address(peer, forwarded_for, runtime.trusted_proxies)
 
 
 RuntimeDep = Annotated[AuthRuntime, Depends(_runtime)]

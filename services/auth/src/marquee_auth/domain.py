@@ -6,12 +6,11 @@ framework, no database.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import itertools
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -373,52 +372,11 @@ def hash_token(token: str) -> str:
 
 
 def lockout_seconds(failures: int, *, threshold: int, base: int, maximum: int) -> int:
-    """How long an account is locked after its ``failures``-th failure in the window:
-    nothing below ``threshold``, then ``base``, doubling with each further failure."""
+    """How long an account is locked after its ``failures``-th counted failure in the
+    window: nothing below ``threshold``, then ``base``, doubling with each further one.
+    Failures while the account is locked are not counted, so past the threshold each
+    counted failure is one more lockout period."""
     if failures < threshold:
         return 0
     doublings = min(failures - threshold, 32)
     return int(min(maximum, base * 2**doublings))
-
-
-# ---- the client's address ------------------------------------------------------------------
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(networks: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(network, strict=False) for network in networks)
-
-
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
-def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
-    """The address of the person calling, for per-address limits.
-
-    ``X-Forwarded-For`` is believed only when the request came from a trusted proxy. Proxies
-    *append* the address they saw, so the header's left end is whatever the client wrote:
-    we walk it from the right, skipping our own proxies, and take the first hop that is not
-    one of them. (Taking the leftmost hop would let anyone pick a fresh address per request
-    and walk past the per-address limit.)
-    """
-    peer = peer or "unknown"
-    if not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            return _valid_address(hop) or peer
-    return _valid_address(hops[0]) or peer if hops else peer
-
-
-def _valid_address(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None

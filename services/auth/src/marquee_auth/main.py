@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from marquee_auth import api, handlers
 from marquee_auth.deps import AuthRuntime
-from marquee_auth.domain import AuthPolicy, parse_networks
+from marquee_auth.domain import AuthPolicy
 from marquee_auth.passwords import PasswordHasher
 from marquee_auth.repository import (
     OneTimeTokenRepository,
@@ -23,6 +23,7 @@ from marquee_auth.tokens import AccessTokenRevocations, DatabaseSigningKeys
 from marquee_platform.app import create_service_app
 from marquee_platform.clock import utc_now
 from marquee_platform.db import Database
+from marquee_platform.forwarding import parse_networks
 from marquee_platform.periodic import PeriodicTask
 from marquee_platform.security import TokenVerifier, redis_revocation_check
 from marquee_platform.service import ServiceSpec

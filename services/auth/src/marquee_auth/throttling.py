@@ -32,6 +32,11 @@ RECORD_ACCOUNT_FAILURE = LuaScript(
     keys=("failures", "locked"),
     args=("window_ms", "threshold", "lockouts_ms"),
     source="""
+-- Already locked: a failure that raced past the check while a concurrent one set the lock.
+-- It is refused like one the check caught and not counted for the account: escalation
+-- counts lockout periods, not how many guesses were in flight when the lock began.
+local locked_ms = redis.call('PTTL', KEYS[2])
+if locked_ms > 0 then return locked_ms end
 local failures = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 local threshold = tonumber(ARGV[2])
@@ -47,10 +52,12 @@ return lock_ms
 )
 """Count an account's failure and, from the ``threshold``-th on, lock it, in one step.
 
-``lockouts_ms`` lists the lockouts of the ``threshold``-th failure, the next one, and so on
-(the last one holds for every further failure); it comes from
+Failures are counted only while the account is not locked, so past the threshold every
+counted failure starts the next lockout period: ``lockouts_ms`` lists the first lockout,
+the second, and so on (the last one holds for every further period); it comes from
 :func:`marquee_auth.domain.lockout_seconds`, so the rule lives in one place. Returns the
-lockout in milliseconds, 0 when the account is not locked.
+lockout in milliseconds (what is left of it, if the account was already locked), 0 when
+the account is not locked.
 """
 
 
@@ -71,15 +78,18 @@ class LoginThrottle:
     """Counts failures; refuses sign-ins (429) while an account or an address is locked.
 
     Per account: ``max_account_failures`` failures within the window lock it for
-    ``lockout_base_seconds``, doubling with every further failure (up to the maximum);
-    a successful sign-in clears the count. Per address: more than ``max_address_failures``
-    failures within the window refuse that address until the window ends — a higher limit,
-    since many people may share one address.
+    ``lockout_base_seconds``; each failure after a lockout ended locks it again for twice
+    as long (up to the maximum). Failures while it is locked, including a burst of
+    concurrent guesses that raced the lock, do not count for the account (they still
+    count for the address). A successful sign-in or a password reset clears the count.
+    Per address: more than ``max_address_failures`` failures within the window refuse that
+    address until the window ends — a higher limit, since many people may share one
+    address.
 
     Locking an account on failures lets someone lock another person out for a while; the
-    cap on the lockout and password reset (which still works, and clears the count) bound
-    that. Counting by email also covers addresses that have no account, so a 429 says
-    nothing about who has one.
+    cap on the lockout, escalation by lockout periods, and password reset (which still
+    works, and clears the lock) bound that. Counting by email also covers addresses that
+    have no account, so a 429 says nothing about who has one.
     """
 
     def __init__(self, redis: Any, policy: ThrottlePolicy) -> None:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import httpx
+import redis.asyncio as redis_asyncio
+
+from marquee_auth.main import SERVICE, create_app
+from marquee_auth.settings import AuthSettings
+from marquee_auth.throttling import LoginThrottle
+from marquee_testing.fixtures import DatabaseFactory, serve_in_thread
 from marquee_testing.waiting import wait_until
 
 if TYPE_CHECKING:
@@ -54,6 +64,57 @@ async def test_the_lockout_doubles_and_then_lifts(start_auth: AuthFactory) -> No
         doubled = await attempt(auth, user["email"], auth.password)
         assert doubled.status_code == 429
         assert doubled.headers["Retry-After"] == "2"
+
+
+async def test_a_burst_of_wrong_passwords_locks_for_the_base_period_only(
+    start_auth: AuthFactory,
+) -> None:
+    # Failures that raced past the check while the lock was being set must not each count
+    # as one more lockout: that would let anyone lock an account for the maximum at once.
+    async with start_auth(
+        login_lockout_base_seconds=5,
+        login_max_failures_per_ip=1000,
+        # Cheap hashes, so the whole burst is over well within the first lockout.
+        argon2_memory_kib=8 * 1024,
+        argon2_time_cost=1,
+    ) as auth:
+        user = await auth.register()
+        burst = await asyncio.gather(
+            *(attempt(auth, user["email"], "wrong password") for _ in range(50))
+        )
+        assert Counter(response.status_code for response in burst) == {401: 4, 429: 46}
+        lockouts = {int(r.headers["Retry-After"]) for r in burst if r.status_code == 429}
+        assert max(lockouts) <= 5, f"the burst escalated the lockout: {sorted(lockouts)}"
+
+        locked = await attempt(auth, user["email"], auth.password)
+        assert locked.status_code == 429
+        assert 0 < int(locked.headers["Retry-After"]) <= 5
+
+        async def relocked_for_twice_as_long() -> bool:
+            response = await attempt(auth, user["email"], "still wrong")
+            assert response.status_code == 429
+            return response.headers["Retry-After"] == "10"
+
+        await wait_until(
+            relocked_for_twice_as_long, timeout=15, message="the lockout never lifted and doubled"
+        )
+
+
+async def test_a_password_reset_lets_a_locked_out_owner_in_at_once(auth: AuthHarness) -> None:
+    user = await auth.register()
+    for _ in range(5):
+        await attempt(auth, user["email"], "someone else guessing")
+    assert (await attempt(auth, user["email"], auth.password)).status_code == 429
+
+    requested = await auth.client.post("/api/v1/auth/password-reset", json={"email": user["email"]})
+    assert requested.status_code == 202
+    token = await auth.latest_token(user["id"], "auth.password-reset-requested.v1")
+    new_password = "a brand new passphrase"
+    reset = await auth.client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": new_password}
+    )
+    assert reset.status_code == 204, reset.text
+    assert (await attempt(auth, user["email"], new_password)).status_code == 200
 
 
 async def test_a_successful_sign_in_resets_the_account_count(auth: AuthHarness) -> None:
@@ -107,3 +168,39 @@ async def test_password_checks_on_account_changes_count_as_failures(auth: AuthHa
         )
         statuses.append(response.status_code)
     assert statuses == [422, 422, 422, 422, 429], "a stolen token cannot guess the password"
+
+
+async def test_a_forwarded_for_written_by_the_client_does_not_escape_the_address_limit(
+    make_database: DatabaseFactory, redis_url: str
+) -> None:
+    """Over a real socket from 127.0.0.1, which uvicorn's own proxy-header handling would
+    believe. Auth trusts only the gateway's network here, so the header is the client's."""
+    settings = AuthSettings(
+        database_url=await make_database(SERVICE.migrations, prefix="auth"),
+        redis_url=redis_url,
+        trusted_proxies=["10.0.0.0/8"],
+        login_max_failures_per_ip=3,
+        log_json=False,
+    )
+    counter = LoginThrottle._address_key("127.0.0.1")
+    redis = redis_asyncio.from_url(redis_url)
+    try:
+        await redis.delete(counter)
+        with serve_in_thread(create_app(settings)) as url:
+            async with httpx.AsyncClient(base_url=url) as client:
+                answers = [
+                    await client.post(
+                        "/api/v1/auth/login",
+                        json={"email": f"{uuid.uuid4().hex}@example.com", "password": "guess"},
+                        headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+                    )
+                    for attempt in range(5)
+                ]
+    finally:
+        await redis.delete(counter)
+        await redis.aclose()
+    statuses = [answer.status_code for answer in answers]
+    # At most the limit's 3 failures are answered (fewer if 127.0.0.1 failed elsewhere).
+    assert statuses.count(401) <= 3, statuses
+    assert statuses[-2:] == [429, 429], statuses
+    assert answers[-1].json()["type"].endswith("/too-many-failed-logins-from-address")

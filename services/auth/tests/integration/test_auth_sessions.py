@@ -190,6 +190,19 @@ async def test_an_invalid_email_is_refused_with_the_reason(auth: AuthHarness) ->
     assert response.json()["errors"][0]["field"] == "email"
 
 
+async def test_a_nul_character_is_a_422_naming_the_field(auth: AuthHarness) -> None:
+    register = await auth.client.post(
+        "/api/v1/auth/register", json={"email": "a\u0000b@example.com", "password": auth.password}
+    )
+    login = await auth.client.post(
+        "/api/v1/auth/login", json={"email": "ada\u0000@example.com", "password": auth.password}
+    )
+    for response in (register, login):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [error["field"] for error in response.json()["errors"]] == ["email"]
+
+
 async def test_verification_links_expire_and_can_be_sent_again(auth: AuthHarness) -> None:
     user, tokens = await auth.signed_up()
     first = await auth.latest_token(user["id"], "auth.email-verification-requested.v1")

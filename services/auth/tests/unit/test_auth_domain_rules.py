@@ -1,4 +1,4 @@
-"""The pure rules: passwords, emails, profile fields, lockouts, client addresses."""
+"""The pure rules: passwords, emails, profile fields, lockouts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marquee_auth.domain import (
-    client_address,
     hash_token,
     lockout_seconds,
     new_secret_token,
@@ -15,7 +14,6 @@ from marquee_auth.domain import (
     normalize_locale,
     normalize_phone,
     normalize_profile_changes,
-    parse_networks,
     password_problems,
 )
 from marquee_platform.errors import InvalidInput
@@ -163,28 +161,6 @@ def test_lockouts_never_shrink_and_never_exceed_the_maximum(failures: int, thres
     now = lockout_seconds(failures, threshold=threshold, base=30, maximum=3600)
     later = lockout_seconds(failures + 1, threshold=threshold, base=30, maximum=3600)
     assert 0 <= now <= later <= 3600
-
-
-TRUSTED = parse_networks(["127.0.0.1/32", "10.0.0.0/8"])
-
-
-@pytest.mark.parametrize(
-    ("peer", "forwarded_for", "expected"),
-    [
-        ("203.0.113.5", None, "203.0.113.5"),
-        ("203.0.113.5", "198.51.100.1", "203.0.113.5"),  # untrusted peer: header ignored
-        ("127.0.0.1", "198.51.100.1", "198.51.100.1"),
-        ("127.0.0.1", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # client-written hop ignored
-        ("127.0.0.1", "198.51.100.1, 10.1.1.1", "198.51.100.1"),  # our own proxies skipped
-        ("127.0.0.1", "10.1.1.1", "10.1.1.1"),  # everything trusted: the original client
-        ("127.0.0.1", "garbage", "127.0.0.1"),
-        ("127.0.0.1", "2001:db8::1", "2001:db8::1"),
-    ],
-)
-def test_the_client_address_comes_from_trusted_proxies_only(
-    peer: str, forwarded_for: str | None, expected: str
-) -> None:
-    assert client_address(peer, forwarded_for, TRUSTED) == expected
 
 
 def test_secret_tokens_are_random_and_stored_as_sha256() -> None:

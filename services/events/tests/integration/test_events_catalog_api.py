@@ -198,6 +198,21 @@ async def test_bad_event_fields_are_named(
     ]
 
 
+async def test_a_nul_character_is_a_422_naming_the_field(
+    client: httpx.AsyncClient, people: People
+) -> None:
+    seats = seating_map()
+    seats["sections"][0]["name"] = "Stalls\u0000"
+    for body, field in (
+        (venue_body(name="Olympia\u0000"), "name"),
+        (venue_body(seating_map=seats), "seating_map.sections.0.name"),
+    ):
+        response = await client.post("/api/v1/events/venues", json=body, headers=people.organizer())
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == PROBLEM
+        assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
 async def test_illegal_transitions_are_refused_with_the_allowed_ones(
     client: httpx.AsyncClient, catalog: Catalog, people: People
 ) -> None:

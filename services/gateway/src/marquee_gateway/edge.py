@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import ip_address, ip_network
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from marquee_gateway.metrics import AUTH_REJECTIONS, RATE_LIMITED, REDIS_FAILURES
 from marquee_gateway.ratelimit import RateClass, RateDecision, RateLimiter, classify
 from marquee_platform.errors import DomainError, Unauthenticated
+from marquee_platform.forwarding import Network, client_address
 from marquee_platform.problems import problem, status_for
 from marquee_platform.security import Principal, RevocationCheck, redis_revocation_check
 
@@ -39,43 +40,18 @@ STREAM_PATH = "/api/v1/stream"
 PRINCIPAL_STATE_KEY = "principal"
 """``request.state.principal``: the verified caller (or None) for endpoints and logs."""
 
-Networks = Sequence[IPv4Network | IPv6Network]
 
-
-def client_address(scope: Scope, trusted_proxies: Networks) -> str:
-    """The caller's address, as far as we can trust what we are told.
-
-    The socket peer, unless it is one of our own proxies: then X-Forwarded-For is walked
-    from the right (the entries our proxies appended) to the first address that is not a
-    trusted proxy. The left-most entry is whatever the client chose to send, so trusting
-    it would let anyone pick a fresh rate-limit budget per request.
-    IPv6 callers are grouped by /64, the block one subscriber usually holds.
+def rate_limit_identity(scope: Scope, trusted_proxies: Sequence[Network]) -> str:
+    """Whom an anonymous request is charged to: the caller's address
+    (:func:`marquee_platform.forwarding.client_address`: the socket peer, unless it is one
+    of ``trusted_proxies``, our load balancers). IPv6 callers are grouped by /64, the
+    block one subscriber usually holds.
     """
-    peer = scope["client"][0] if scope.get("client") else "unknown"
-    if trusted_proxies and _is_trusted(peer, trusted_proxies):
-        hops = [
-            hop.strip()
-            for name, value in scope["headers"]
-            if name == b"x-forwarded-for"
-            for hop in value.decode("latin-1").split(",")
-            if hop.strip()
-        ]
-        for hop in reversed(hops):
-            peer = hop
-            if not _is_trusted(hop, trusted_proxies):
-                break
-    return _rate_limit_identity(peer)
-
-
-def _is_trusted(address: str, trusted_proxies: Networks) -> bool:
-    try:
-        parsed = ip_address(address)
-    except ValueError:
-        return False
-    return any(parsed in network for network in trusted_proxies)
-
-
-def _rate_limit_identity(address: str) -> str:
+    peer = scope["client"][0] if scope.get("client") else None
+    forwarded_for = ", ".join(
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"
+    )
+    address = client_address(peer, forwarded_for or None, trusted_proxies)
     try:
         parsed = ip_address(address)
     except ValueError:
@@ -132,7 +108,7 @@ class EdgeMiddleware:
         state = scope["app"].state
         limiter: RateLimiter = state.rate_limiter
         rate_class = classify(scope["method"], scope["path"])
-        address = client_address(scope, state.settings.trusted_proxies)
+        address = rate_limit_identity(scope, state.settings.trusted_proxies)
         principal: Principal | None = None
         token = _bearer_token(scope)
         if token is not None:

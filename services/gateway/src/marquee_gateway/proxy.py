@@ -1,7 +1,10 @@
 """The streaming reverse proxy from ``/api/v1/<service>/...`` to that service.
 
-Bodies stream both ways (no buffering of large responses or SSE), connections are pooled,
-hop-by-hop headers are dropped, and the request id and trace context ride along.
+Bodies stream both ways (no buffering of large responses or SSE; only the bodies of
+``PUT`` and ``DELETE``, which may be sent twice, are read first), connections are pooled,
+hop-by-hop headers are dropped, and the request id and trace context ride along. An
+idempotent request whose pooled connection turns out dead is sent once more
+(:mod:`marquee_gateway.upstream`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from marquee_gateway.upstream import IDEMPOTENT_METHODS
+from marquee_gateway.upstream import send as upstream_send
 from marquee_platform.context import current_request_id
 from marquee_platform.errors import NotFound, PayloadTooLarge
 from marquee_platform.problems import problem
@@ -62,6 +67,10 @@ async def _limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
+async def _read_limited_body(request: Request, limit: int) -> bytes:
+    return b"".join([chunk async for chunk in _limited_body(request, limit)])
+
+
 def proxy_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -83,16 +92,34 @@ def proxy_router() -> APIRouter:
                 f"{settings.max_body_bytes} byte limit; send less"
             )
         client: httpx.AsyncClient = request.app.state.upstream
-        has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
-        upstream_request = client.build_request(
-            request.method,
-            f"{base_url}/api/v1/{service}/{path}" if path else f"{base_url}/api/v1/{service}",
-            params=request.url.query,
-            headers=_forwarded_headers(request),
-            content=_limited_body(request, settings.max_body_bytes) if has_body else None,
-        )
+        retry = request.method in IDEMPOTENT_METHODS
+        content: bytes | AsyncIterator[bytes] | None = None
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # A request that may be sent twice (upstream.send) needs its body in hand;
+            # the others stream theirs.
+            limit = settings.max_body_bytes
+            content = (
+                await _read_limited_body(request, limit) if retry else _limited_body(request, limit)
+            )
         try:
-            upstream = await client.send(upstream_request, stream=True)
+            upstream_request = client.build_request(
+                request.method,
+                f"{base_url}/api/v1/{service}/{path}" if path else f"{base_url}/api/v1/{service}",
+                params=request.url.query,
+                headers=_forwarded_headers(request),
+                content=content,
+            )
+        except httpx.InvalidURL:
+            # A control character (%07) decoded into the path: no URL can carry it on.
+            return problem(
+                400,
+                code="invalid-path",
+                title="The path is not valid",
+                detail="The path contains a control character; remove it and retry.",
+                instance=request.url.path,
+            )
+        try:
+            upstream = await upstream_send(client, upstream_request, stream=True, retry=retry)
         except httpx.TimeoutException:
             logger.warning("upstream %s timed out on %s %s", service, request.method, path)
             return problem(

@@ -7,10 +7,14 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from marquee_gateway import upstream
+
 
 def service_check(client: httpx.AsyncClient, name: str, base_url: str) -> Any:
     async def check() -> None:
-        response = await client.get(f"{base_url}/readyz", timeout=2.0)
+        probe = client.build_request("GET", f"{base_url}/readyz", timeout=2.0)
+        # A pooled connection the service has just closed is not the service being down.
+        response = await upstream.send(client, probe, stream=False, retry=True)
         if response.status_code != 200:
             down = {
                 piece: result.get("error", "down")

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY
 
 from marquee_gateway.main import create_app
+from marquee_gateway.ratelimit import KEY_PREFIX
 from marquee_gateway.settings import GatewaySettings, RateLimitClass, RateLimitRule
 from marquee_platform.security import revoke_tokens_issued_before
 from marquee_testing.fixtures import TokenIssuer, serve_in_thread
@@ -245,6 +246,42 @@ async def test_the_client_address_comes_from_trusted_proxies_only(
             "/api/v1/auth/login", headers={"X-Forwarded-For": f"{spoofed}, {real}"}
         )
     assert refused.status_code == 429
+
+
+async def test_a_forwarded_for_written_by_the_client_does_not_buy_a_new_budget(
+    upstream_url: str, redis_url: str, token_issuer: TokenIssuer
+) -> None:
+    """Over a real socket from 127.0.0.1 (which uvicorn's own proxy-header handling would
+    believe): with no trusted proxies, the header is the client's word and is ignored."""
+    settings = GatewaySettings(
+        service_urls={"auth": upstream_url},
+        jwks_url=token_issuer.jwks_url,
+        redis_url=redis_url,
+        rate_limit_auth=RateLimitClass(per_user=rule(3), per_ip=rule(3)),
+        log_json=False,
+    )
+    budget = f"{KEY_PREFIX}auth:ip:127.0.0.1"
+    redis = redis_asyncio.from_url(redis_url)
+    try:
+        await redis.delete(budget)
+        with serve_in_thread(create_app(settings)) as url:
+            async with httpx.AsyncClient(base_url=url) as client:
+                statuses = [
+                    (
+                        await client.post(
+                            "/api/v1/auth/login",
+                            json={},
+                            headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+                        )
+                    ).status_code
+                    for attempt in range(6)
+                ]
+    finally:
+        await redis.delete(budget)
+        await redis.aclose()
+    # At most the budget's 3 requests pass (fewer if 127.0.0.1 spent some elsewhere).
+    assert statuses.count(200) <= 3, statuses
+    assert statuses[-3:] == [429, 429, 429], statuses
 
 
 async def test_without_redis_requests_still_go_through(

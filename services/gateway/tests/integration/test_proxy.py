@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import h11
 import httpx
 import pytest
 from fastapi import FastAPI, Request
@@ -57,13 +63,83 @@ def upstream_url() -> Iterator[str]:
         yield url
 
 
+class ClosesReusedConnections:
+    """An upstream that answers the first request on each connection and closes the
+    connection, unanswered, when a second one arrives on it: what a service does when its
+    keep-alive timeout fires just as the gateway reuses the connection. ``answered``
+    counts the requests it answered, by method."""
+
+    def __init__(self) -> None:
+        self.answered: Counter[str] = Counter()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        http = h11.Connection(h11.SERVER)
+        answered_here = 0
+        request: h11.Request | None = None
+        body = b""
+        with connection:
+            while data := connection.recv(65536):
+                http.receive_data(data)
+                while (event := http.next_event()) is not h11.NEED_DATA:
+                    if isinstance(event, h11.Request):
+                        if answered_here:
+                            return  # the second request on this connection: hang up
+                        request, body = event, b""
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                    elif isinstance(event, h11.EndOfMessage) and request is not None:
+                        self._answer(connection, http, request, body)
+                        answered_here += 1
+                        http.start_next_cycle()
+                    elif isinstance(event, h11.ConnectionClosed):
+                        return
+
+    def _answer(
+        self, connection: socket.socket, http: h11.Connection, request: h11.Request, body: bytes
+    ) -> None:
+        method = request.method.decode()
+        self.answered[method] += 1
+        payload = json.dumps({"method": method, "body": body.decode()}).encode()
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        for event in (h11.Response(status_code=200, headers=headers), h11.Data(data=payload)):
+            connection.sendall(http.send(event) or b"")
+        connection.sendall(http.send(h11.EndOfMessage()) or b"")
+
+
 @pytest.fixture
-def gateway(upstream_url: str, redis_url: str, kafka_bootstrap: str) -> Iterator[str]:
+def flaky_upstream() -> Iterator[ClosesReusedConnections]:
+    upstream = ClosesReusedConnections()
+    yield upstream
+    upstream.close()
+
+
+@pytest.fixture
+def gateway(
+    upstream_url: str,
+    flaky_upstream: ClosesReusedConnections,
+    redis_url: str,
+    kafka_bootstrap: str,
+) -> Iterator[str]:
     settings = GatewaySettings(
         service_urls={
             "echo": upstream_url,
             "echo-slow": upstream_url,
             "echo-stream": upstream_url,
+            "flaky": flaky_upstream.url,
             "down": f"http://127.0.0.1:{free_port()}",
         },
         upstream_timeout_seconds=0.5,
@@ -138,3 +214,58 @@ async def test_readyz_reports_every_service_and_infrastructure_piece(gateway: st
     assert checks["service:down"]["status"] == "down"
     assert checks["redis"]["status"] == "up"
     assert checks["kafka"]["status"] == "up"
+
+
+def counting_connections() -> tuple[dict[str, Any], list[str]]:
+    """A client-side ``trace`` extension and the list of connections it saw opened."""
+    opened: list[str] = []
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            opened.append(event)
+
+    return {"trace": trace}, opened
+
+
+async def test_a_control_character_in_the_path_is_a_400_on_a_connection_that_stays_open(
+    gateway: str,
+) -> None:
+    trace, opened = counting_connections()
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        bell = await client.get("/api/v1/echo/%07", extensions=trace)
+        delete = await client.get("/api/v1/echo/a%7Fb", extensions=trace)
+        after = await client.get("/api/v1/echo/fine", extensions=trace)
+    for refused in (bell, delete):
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/invalid-path")
+        assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    assert after.status_code == 200
+    assert len(opened) == 1, "the gateway dropped the client's keep-alive connection"
+
+
+async def test_an_idempotent_request_is_sent_again_when_its_pooled_connection_was_closed(
+    gateway: str, flaky_upstream: ClosesReusedConnections
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        # Each request after the first goes out on the connection the previous one used,
+        # which the upstream then closes unanswered.
+        reads = [await client.get("/api/v1/flaky/seats") for _ in range(4)]
+        put = await client.put("/api/v1/flaky/seats/1", content=b"reserved")
+        delete = await client.delete("/api/v1/flaky/seats/1")
+        post = await client.post("/api/v1/flaky/orders", content=b"an order")
+    assert [response.status_code for response in reads] == [200] * 4
+    assert (put.status_code, put.json()) == (200, {"method": "PUT", "body": "reserved"})
+    assert delete.status_code == 200
+    # A POST is never sent twice: the dead connection is the client's 502 to retry.
+    assert post.status_code == 502
+    assert post.json()["type"].endswith("/upstream-unavailable")
+    assert flaky_upstream.answered == Counter({"GET": 4, "PUT": 1, "DELETE": 1})
+
+
+async def test_readyz_does_not_call_a_service_down_for_a_closed_pooled_connection(
+    gateway: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        reports = [(await client.get("/readyz")).json() for _ in range(6)]
+    assert [report["checks"]["service:flaky"]["status"] for report in reports] == ["up"] * 6

@@ -11,7 +11,7 @@ import pytest
 from starlette.types import Message
 
 from marquee_gateway.api_docs import merge_openapi
-from marquee_gateway.edge import client_address
+from marquee_gateway.edge import rate_limit_identity
 from marquee_gateway.fanout import Frame, Subscriber, encode_message
 from marquee_gateway.ratelimit import RateClass, RateDecision, classify
 from marquee_gateway.settings import GatewaySettings
@@ -45,13 +45,15 @@ def _scope(peer: str, forwarded_for: str | None = None) -> dict[str, Any]:
 
 def test_the_client_address_is_the_peer_unless_it_is_a_trusted_proxy() -> None:
     proxies = [ip_network("10.0.0.0/8")]
-    assert client_address(_scope("203.0.113.9", "1.2.3.4"), []) == "203.0.113.9"
-    assert client_address(_scope("203.0.113.9", "1.2.3.4"), proxies) == "203.0.113.9"
-    assert client_address(_scope("10.0.0.2", "1.2.3.4"), proxies) == "1.2.3.4"
+    assert rate_limit_identity(_scope("203.0.113.9", "1.2.3.4"), []) == "203.0.113.9"
+    assert rate_limit_identity(_scope("203.0.113.9", "1.2.3.4"), proxies) == "203.0.113.9"
+    assert rate_limit_identity(_scope("10.0.0.2", "1.2.3.4"), proxies) == "1.2.3.4"
     # What the client wrote itself (left) is ignored; proxies are skipped from the right.
-    assert client_address(_scope("10.0.0.2", "6.6.6.6, 1.2.3.4, 10.0.0.7"), proxies) == "1.2.3.4"
-    assert client_address(_scope("10.0.0.2"), proxies) == "10.0.0.2"
-    assert client_address(_scope("2001:db8:1:2:aaaa::1"), []) == "2001:db8:1:2::/64"
+    assert (
+        rate_limit_identity(_scope("10.0.0.2", "6.6.6.6, 1.2.3.4, 10.0.0.7"), proxies) == "1.2.3.4"
+    )
+    assert rate_limit_identity(_scope("10.0.0.2"), proxies) == "10.0.0.2"
+    assert rate_limit_identity(_scope("2001:db8:1:2:aaaa::1"), []) == "2001:db8:1:2::/64"
 
 
 def test_rate_decisions_become_headers() -> None:

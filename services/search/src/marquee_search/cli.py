@@ -1,4 +1,10 @@
-"""``marquee search …``: the search service's commands (entry point ``marquee.commands``)."""
+"""``marquee search …``: the search service's commands (entry point ``marquee.commands``).
+
+They read their settings like the service (``SEARCH_…``, else ``MARQUEE_…``). Run through
+``marquee`` with no database named, they use the ``marquee_search`` database of the
+PostgreSQL that ``marquee dev`` uses (the ``marquee`` tool sets ``SEARCH_DATABASE_URL``
+for them). A database that does not answer is one line and exit code 1.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from marquee_platform.db import DatabaseUnreachable
 from marquee_search.domain import IndexEntry
-from marquee_search.engines import RebuildReport, create_engine
+from marquee_search.engines import PostgresSearchEngine, RebuildReport, create_engine
 from marquee_search.settings import SearchSettings
 from marquee_search.sources import page_events_service, replay_topic
 
@@ -44,6 +51,8 @@ async def reindex_async(
 ) -> RebuildReport:
     engine = create_engine(settings)
     try:
+        if isinstance(engine, PostgresSearchEngine):
+            await engine.database.check_reachable()  # one clear line, not a traceback
         with Progress(
             TextColumn("[bold]reindex[/bold] {task.description}"),
             BarColumn(),
@@ -82,14 +91,23 @@ def reindex(
     The engine is the one SEARCH_SEARCH_URL names (the service's PostgreSQL by default).
     """
     started = time.perf_counter()
-    report = asyncio.run(
-        reindex_async(
-            SearchSettings(),
-            source=source,
-            kafka_bootstrap=kafka_bootstrap,
-            events_url=events_url,
+    try:
+        report = asyncio.run(
+            reindex_async(
+                SearchSettings(),
+                source=source,
+                kafka_bootstrap=kafka_bootstrap,
+                events_url=events_url,
+            )
         )
-    )
+    except DatabaseUnreachable as error:
+        typer.secho(
+            f"cannot reach the search database at {error}; start `make dev`, "
+            "or set SEARCH_DATABASE_URL",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1) from None
     console.print(
         f"rebuilt {report.index}: {report.loaded:,} entries from {source.value}, "
         f"{report.carried_over:,} carried over from the live index, "

@@ -14,6 +14,7 @@ from marquee_search.domain import (
     Sort,
     normalize_key,
     sort_key_types,
+    words,
 )
 
 MAX_RADIUS_KM = 20_000.0
@@ -115,7 +116,8 @@ def build_query(
     cursor: str | None,
 ) -> SearchQuery:
     problems = _Problems()
-    text = q.strip() if q and q.strip() else None
+    # Nothing to match on (q=!, q=🎸): searched like no q at all, soonest first.
+    text = q.strip() if q and words(q) else None
     point = parse_near(near, problems) if near is not None else None
     if near is not None and radius_km is None:
         problems.add("radius_km", "is required with near (how far from it, in km)", "missing")

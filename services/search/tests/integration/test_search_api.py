@@ -102,3 +102,31 @@ async def test_suggest_needs_text(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/search/suggest", params={"q": "  "})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "q"
+
+
+@pytest.mark.parametrize("q", ["!", "🎸", "<->", "\\", "%", " ?! ", "'", "&|"])
+async def test_a_query_without_words_searches_like_no_query(
+    client: httpx.AsyncClient, q: str
+) -> None:
+    without_text = await client.get("/api/v1/search/events", params={"facets": "true"})
+    response = await client.get("/api/v1/search/events", params={"q": q, "facets": "true"})
+    assert response.status_code == 200, response.text
+    assert response.json() == without_text.json()
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"q": "jazz\x00"}, "q"),
+        ({"city": "Par\x00is"}, "city"),
+        ({"price_min": "99999999999999999999"}, "price_min"),
+        ({"price_max": "99999999999999999999"}, "price_max"),
+    ],
+)
+async def test_values_postgresql_cannot_take_are_a_422_naming_the_parameter(
+    client: httpx.AsyncClient, params: dict[str, str], parameter: str
+) -> None:
+    response = await client.get("/api/v1/search/events", params=params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert [error["field"] for error in response.json()["errors"]] == [parameter]

@@ -52,6 +52,14 @@ async def test_text_search_tolerates_a_typo_and_highlights_the_match(
     assert ids(await engine.search(query(text="zzzqqq"))) == []
 
 
+async def test_a_text_without_words_matches_like_no_text(engine: SearchEngine) -> None:
+    await load(engine, [entry("jazz", name="Midnight Jazz Night"), entry("rock", name="Rock")])
+    for text in ("!", "🎸", "<->", "\\", "%"):
+        result = await engine.search(query(text=text, with_facets=True))
+        assert set(ids(result)) == {"jazz", "rock"}, text
+        assert result.total == 2, text
+
+
 async def test_filters_category_city_date_price_and_availability(engine: SearchEngine) -> None:
     await load(
         engine,

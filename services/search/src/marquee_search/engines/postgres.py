@@ -234,8 +234,9 @@ class _Statement:
         typo_words = _typo_words(query.text) or words(query.text)[:MAX_QUERY_WORDS]
         for index, word in enumerate(typo_words):
             self.params[f"w{index}"] = word
-        typo = " AND ".join(f":w{index} <% d.name" for index in range(len(typo_words)))
-        self.conditions.append(f"({typo})")
+        if typo_words:  # text without words (q=!) matches everything, as the remote engine
+            typo = " AND ".join(f":w{index} <% d.name" for index in range(len(typo_words)))
+            self.conditions.append(f"({typo})")
         self.score = "CAST(word_similarity(:q, d.name) AS double precision)"
 
     def _add_filters(self, query: SearchQuery) -> None:
