@@ -25,6 +25,11 @@ class HeldSeat(BaseModel):
     ticket_type_id: UUID
 
 
+class RequestedSeat(BaseModel):
+    seat_id: str
+    ticket_type_id: UUID | None = None
+
+
 class HeldQuantity(BaseModel):
     """General-admission places of one ticket type."""
 
@@ -90,6 +95,34 @@ class SaleRejected(BaseModel):
     rejected_at: datetime
 
 
+class BestAvailableAsk(BaseModel):
+    count: int = Field(ge=1)
+    price_category: str | None = None
+    ticket_type_id: UUID | None = None
+
+
+class HoldRequested(BaseModel):
+    """A fan asked for places of a high-demand event: the queue applies the requests of one
+    event in arrival order (one consumer per partition, keyed by event id)."""
+
+    request_id: str
+    event_id: UUID
+    user_id: str
+    seats: list[RequestedSeat] = Field(description="Explicit seats")
+    general_admission: list[HeldQuantity]
+    best_available: BestAvailableAsk | None = None
+    requested_at: datetime
+
+
+HOLD_REQUESTED = REGISTRY.register(
+    Topic(
+        "inventory.hold-requested.v1",
+        HoldRequested,
+        owner="inventory",
+        description="A queued hold request of a high-demand event, applied first come, first "
+        "served by inventory itself. Keyed by event id.",
+    )
+)
 HOLD_CREATED = REGISTRY.register(
     Topic(
         "inventory.hold-created.v1",

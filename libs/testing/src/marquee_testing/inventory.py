@@ -62,6 +62,7 @@ def published_event(
     sale_ends_at: datetime | None = None,
     organizer_id: str = "organizer-1",
     version: int = 3,
+    high_demand: bool = False,
 ) -> PublishedEvent:
     """Sections ranked best first; a row's seats take the categories in turn by row."""
     now = datetime.now(UTC)
@@ -131,7 +132,7 @@ def published_event(
         venue_id=uuid.uuid4(),
         sale_starts_at=sale_starts_at or now - timedelta(days=1),
         sale_ends_at=sale_ends_at or now + timedelta(days=29),
-        high_demand=False,
+        high_demand=high_demand,
         max_tickets_per_order=max_tickets_per_order,
         ticket_types=ticket_types,
         seating=PublishedSeating(
@@ -247,7 +248,7 @@ class Catalog:
     async def sell(self, message: OrderPaid, *, clock: Any) -> str:
         """Apply ``booking.order-paid.v1`` like the consumer; ``confirmed`` or ``rejected``."""
         async with self.database.transaction() as session:
-            outcome = await handlers.confirm_sale(
+            outcome: str = await handlers.confirm_sale(
                 message,
                 events=EventRepository(session),
                 seats=SeatRepository(session),
@@ -261,7 +262,7 @@ class Catalog:
 
     async def cancel_ticket(self, message: TicketCancelled, *, clock: Any) -> bool:
         async with self.database.transaction() as session:
-            returned = await handlers.return_place(
+            returned: bool = await handlers.return_place(
                 message,
                 seats=SeatRepository(session),
                 sales=SaleRepository(session),

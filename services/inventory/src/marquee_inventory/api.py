@@ -6,26 +6,37 @@ missing event state, rebuilt once, reads PostgreSQL). Each summary says who may 
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
 from fastapi import Header, Response
+from fastapi.responses import JSONResponse
 from fastapi.responses import Response as PlainResponse
 
-from marquee_inventory import handlers
-from marquee_inventory.deps import EventsDep, HoldStoreDep, ManagedEvent, SeatMapsDep
+from marquee_inventory import handlers, queue
+from marquee_inventory.deps import (
+    EventsDep,
+    HoldStoreDep,
+    ManagedEvent,
+    ProducerDep,
+    SeatMapsDep,
+    SettingsDep,
+)
 from marquee_inventory.domain import HoldNotFound
 from marquee_inventory.handlers import HoldRequest
 from marquee_inventory.schemas import (
     AvailabilityRead,
     HoldCreate,
     HoldRead,
+    HoldRequestRead,
     HoldSettings,
     HoldSettingsRead,
 )
-from marquee_inventory.store import StateMissing
+from marquee_inventory.store import QueueRequired, StateMissing
 from marquee_platform.db import after_commit
 from marquee_platform.deps import ClockDep, DatabaseDep
+from marquee_platform.errors import NotFound
 from marquee_platform.http import router
 from marquee_platform.idempotency import HEADER as IDEMPOTENCY_HEADER
 from marquee_platform.security import CurrentUser
@@ -39,7 +50,13 @@ EVENT = "/{event_id:uuid}"
     EVENT + "/holds",
     status_code=201,
     summary="Hold places for a few minutes, all or nothing (signed-in fans)",
+    response_model=HoldRead,
     responses={
+        202: {
+            "model": HoldRequestRead,
+            "description": "A high-demand event: the request is queued (first come, first "
+            "served); follow Location or the real-time channel",
+        },
         404: {"description": "The event has no inventory (unknown or not published)"},
         409: {"description": "Places taken, sale not open or closed, event cancelled"},
         422: {"description": "Unknown seats or ticket types, over the per-person limit"},
@@ -53,14 +70,19 @@ async def create_hold(
     seat_maps: SeatMapsDep,
     database: DatabaseDep,
     clock: ClockDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
-) -> HoldRead:
+) -> HoldRead | JSONResponse:
     """Send one of: ``seats`` (ids from the seat map), ``general_admission`` (a quantity of
     a general-admission ticket type) or ``best_available`` (a count, optionally a price
     category: adjacent seats in one row when there are any, best section first; the answer
     says which rule placed them). The answer carries ``expires_at``; a 409 says what is
-    left. Retrying with the same ``Idempotency-Key`` returns the same hold."""
+    left. Retrying with the same ``Idempotency-Key`` returns the same hold. For a high-demand
+    event the request is queued instead: ``202`` with a ``request_id``; requests are applied
+    in arrival order and the outcome arrives on your real-time channel
+    (``hold-request-decided``) and at ``Location``."""
     best = body.best_available
     request = HoldRequest(
         event_id=event_id,
@@ -75,9 +97,22 @@ async def create_hold(
         idempotency_key=idempotency_key,
     )
     handlers.validate_hold_shape(request)
-    result = await handlers.place_hold(
-        request, store=store, seat_maps=seat_maps, database=database, clock=clock
-    )
+    try:
+        result = await handlers.place_hold(
+            request, store=store, seat_maps=seat_maps, database=database, clock=clock
+        )
+    except QueueRequired:
+        request_id = await queue.enqueue_hold(
+            request, store=store, producer=producer, clock=clock, topic=settings.hold_requests_topic
+        )
+        location = f"/api/v1/inventory/events/{event_id}/hold-requests/{request_id}"
+        return JSONResponse(
+            HoldRequestRead(request_id=request_id, event_id=event_id, status="pending").model_dump(
+                mode="json"
+            ),
+            status_code=202,
+            headers={"Location": location},
+        )
     response.headers["Location"] = (
         f"/api/v1/inventory/events/{event_id}/holds/{result.held.hold_id}"
     )
@@ -96,6 +131,34 @@ async def read_hold(
     if held is None or not (user.is_admin or held.user_id == user.user_id):
         raise HoldNotFound(hold_id)
     return HoldRead.of(held)
+
+
+@inventory.get(
+    EVENT + "/hold-requests/{request_id}",
+    summary="The outcome of a queued hold request (its fan, admins)",
+    responses={
+        404: {"description": "No such request of yours (or it was decided over an hour ago)"}
+    },
+)
+async def read_hold_request(
+    event_id: uuid.UUID, request_id: str, user: CurrentUser, store: HoldStoreDep
+) -> HoldRequestRead:
+    recorded = await queue.read_request(store, event_id, request_id)
+    if recorded is None or not (user.is_admin or recorded["user"] == user.user_id):
+        raise NotFound(
+            f"There is no hold request {request_id} of yours.", code="hold-request-not-found"
+        )
+    held = None
+    if recorded.get("hold_id"):
+        live = await store.get_hold(event_id, recorded["hold_id"])
+        held = HoldRead.of(live) if live is not None else None
+    return HoldRequestRead(
+        request_id=request_id,
+        event_id=event_id,
+        status=recorded["status"],
+        hold=held,
+        problem=json.loads(recorded["problem"]) if recorded.get("problem") else None,
+    )
 
 
 @inventory.delete(

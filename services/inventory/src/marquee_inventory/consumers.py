@@ -4,7 +4,9 @@
 - ``events.event-changed.v1`` / ``events.event-cancelled.v1`` → status, sale windows,
   caps, ticket types and capacities (a newer version only), applied to Redis in place;
 - ``booking.order-paid.v1`` → the hold's places sold, ``sale-confirmed`` or ``-rejected``;
-- ``booking.ticket-cancelled.v1`` → the ticket's place is sellable again.
+- ``booking.ticket-cancelled.v1`` → the ticket's place is sellable again;
+- ``inventory.hold-requested.v1`` → high-demand mode: one event's queued hold requests,
+  applied first come, first served (its own topic, keyed by event id).
 
 Redis is brought up to date after each transaction committed (``after_commit``); if that
 is lost to a crash, the reconcile task finds the state behind and reloads it.
@@ -26,7 +28,9 @@ from marquee_contracts.catalog import (
     EventChanged,
     EventPublished,
 )
-from marquee_inventory import handlers
+from marquee_contracts.inventory import HOLD_REQUESTED, HoldRequested
+from marquee_inventory import handlers, queue
+from marquee_inventory.handlers import SeatMaps
 from marquee_inventory.repository import EventRepository, SaleRepository, SeatRepository
 from marquee_inventory.settings import InventorySettings
 from marquee_inventory.store import HoldStore
@@ -37,6 +41,14 @@ from marquee_platform.deps import outbox_source
 from marquee_platform.outbox import Outbox
 
 CONSUMER_GROUP = "inventory"
+CONSUMED_TOPICS = (
+    HOLD_REQUESTED.name,
+    EVENT_PUBLISHED.name,
+    EVENT_CHANGED.name,
+    EVENT_CANCELLED.name,
+    ORDER_PAID.name,
+    TICKET_CANCELLED.name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,7 @@ class InventoryConsumers:
     database: Database
     store: HoldStore
     clock: Clock = utc_now
+    seat_maps: SeatMaps | None = None
 
     def _push_after_commit(self, session: WriteSession, event_id: object) -> None:
         import uuid
@@ -97,8 +110,20 @@ class InventoryConsumers:
             clock=self.clock,
         )
 
+    async def on_hold_requested(self, delivery: Delivery, session: WriteSession) -> None:
+        """High-demand mode: one partition's requests, in arrival order."""
+        assert isinstance(delivery.data, HoldRequested)
+        await queue.apply_queued_hold(
+            delivery.data,
+            store=self.store,
+            seat_maps=self.seat_maps or SeatMaps(self.database),
+            database=self.database,
+            clock=self.clock,
+        )
+
     def handlers(self) -> Mapping[str, Handler]:
         return {
+            HOLD_REQUESTED.name: self.on_hold_requested,
             EVENT_PUBLISHED.name: self.on_event_published,
             EVENT_CHANGED.name: self.on_event_changed,
             EVENT_CANCELLED.name: self.on_event_cancelled,
@@ -127,6 +152,7 @@ def build_consumer(
         database=database,
         store=HoldStore(redis, index_prefix=settings.redis_index_prefix),
         clock=clock,
+        seat_maps=SeatMaps(database),
     )
     renamed = topic_names or {}
     return ConsumerRunner(

@@ -9,6 +9,7 @@ line* is its middle seat.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,6 +180,7 @@ def best_available(
     *,
     price_category: str | None = None,
     categories: frozenset[str] | None = None,
+    spread: int = 1,
 ) -> Placement | None:
     """Where ``count`` people should sit among ``available`` seats, or None if there are
     fewer than ``count`` seats left (of ``price_category``; among ``categories``, the ones
@@ -187,6 +189,8 @@ def best_available(
     Adjacent seats in one row when any row has them — best section, then nearest row,
     then the block whose middle is nearest the row's centre line — else the fewest,
     best blocks.
+    ``spread`` > 1 picks at random among that many best adjacent blocks (of the best
+    section and row that has any), for retries after losing a race for the best one.
     """
     if count <= 0:
         raise ValueError("count must be positive")
@@ -200,23 +204,20 @@ def best_available(
     free = {seat_id for seat_id in free if allowed(seat_map.seats[seat_id])}
     if len(free) < count:
         return None
-    best: tuple[tuple[int, int, float], list[Seat]] | None = None
+    candidates: list[tuple[tuple[int, int, float], list[Seat]]] = []
     for row in seat_map.rows:
-        if best is not None and (row.section_rank, row.row_index) > best[0][:2]:
+        if candidates and (row.section_rank, row.row_index) > candidates[0][0][:2]:
             break  # rows come best first: nothing later can beat a block already found
-        runs = _runs(row, free)
-        for run in runs:
-            if len(run) < count:
-                continue
+        for run in _runs(row, free):
             for start in range(len(run) - count + 1):
                 block = run[start : start + count]
                 middle = (block[0].position + block[-1].position) / 2
                 offset = abs(middle - (block[0].row_length - 1) / 2)
-                score = (row.section_rank, row.row_index, offset)
-                if best is None or score < best[0]:
-                    best = (score, block)
-    if best is not None:
-        return Placement(tuple(best[1]), PlacementRule.ADJACENT)
+                candidates.append(((row.section_rank, row.row_index, offset), block))
+    if candidates:
+        candidates.sort(key=lambda candidate: candidate[0])
+        chosen = candidates[0] if spread <= 1 else random.choice(candidates[:spread])  # noqa: S311
+        return Placement(tuple(chosen[1]), PlacementRule.ADJACENT)
     return _best_split(seat_map, free, count)
 
 

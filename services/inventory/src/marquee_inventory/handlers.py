@@ -239,6 +239,8 @@ class RedisConfig:
     status: str
     ttl_ms: int
     max_total: int
+    mode: str
+    """``direct`` (holds race for places) or ``queued`` (high demand: first come, first served)."""
     ticket_types: dict[str, dict[str, Any]]
     categories: dict[str, str]
 
@@ -272,6 +274,7 @@ def redis_config(event: InventoryEvent, ticket_types: Sequence[InventoryTicketTy
         status=redis_status(event.status),
         ttl_ms=event.hold_ttl_seconds * 1000,
         max_total=event.max_tickets_per_order,
+        mode="queued" if event.high_demand else "direct",
         ticket_types=types,
         categories=categories,
     )
@@ -291,6 +294,7 @@ async def push_config(event_id: uuid.UUID, *, database: Database, store: HoldSto
         status=config.status,
         ttl_ms=config.ttl_ms,
         max_total=config.max_total,
+        mode=config.mode,
         ticket_types=config.ticket_types,
         categories=config.categories,
     )
@@ -320,6 +324,7 @@ async def rebuild_event(
         status=config.status,
         ttl_ms=config.ttl_ms,
         max_total=config.max_total,
+        mode=config.mode,
         ticket_types=config.ticket_types,
         categories=config.categories,
         seats=seat_states,
@@ -382,6 +387,8 @@ class HoldRequest:
     best_available_category: str | None = None
     best_available_ticket_type: uuid.UUID | None = None
     idempotency_key: str | None = None
+    queued: bool = False
+    """Applied by the high-demand queue (the hold script then does not bounce it)."""
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key was sent with (best-available: the ask, not the seats)."""
@@ -405,7 +412,13 @@ class HoldResult:
     placement: Placement | None
 
 
-_BEST_AVAILABLE_ATTEMPTS = 4
+_BEST_AVAILABLE_ATTEMPTS = 8
+_SPREAD_AFTER_A_COLLISION = 8
+
+
+async def _free_seats(store: HoldStore, event_id: uuid.UUID) -> set[str]:
+    availability = await store.availability(event_id)
+    return {seat for seat, state in availability.seats.items() if state == "available"}
 
 
 async def place_hold(
@@ -438,18 +451,32 @@ async def _place_hold(
             now=clock(),
             idempotency_key=request.idempotency_key,
             request_hash=request.fingerprint(),
+            queued=request.queued,
         )
         return HoldResult(held, None)
+    if request.idempotency_key:
+        # Before picking among the free seats: the seats a first attempt took are not free.
+        replayed = await store.replayed_hold(
+            request.event_id,
+            user_id=request.user_id,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.fingerprint(),
+        )
+        if replayed is not None:
+            return HoldResult(replayed, None)
     seat_map = await seat_maps.get(request.event_id)
-    availability = await store.availability(request.event_id)
-    free = {seat for seat, state in availability.seats.items() if state == "available"}
+    free = await _free_seats(store, request.event_id)
     last_error: PlacesUnavailable | None = None
-    for _ in range(_BEST_AVAILABLE_ATTEMPTS):
+    for attempt in range(_BEST_AVAILABLE_ATTEMPTS):
         placement = best_available(
             seat_map,
             free,
             request.best_available_count,
             price_category=request.best_available_category,
+            # The first try takes the very best block; after losing a race for it, a
+            # random one of the few best, so a crowd asking at once does not queue up
+            # behind the same seats.
+            spread=1 if attempt == 0 else _SPREAD_AFTER_A_COLLISION,
         )
         if placement is None:
             left = len(
@@ -482,10 +509,11 @@ async def _place_hold(
                 now=clock(),
                 idempotency_key=request.idempotency_key,
                 request_hash=request.fingerprint(),
+                queued=request.queued,
             )
         except PlacesUnavailable as error:
             last_error = error
-            free -= {seat.seat_id for seat in placement.seats}
+            free = await _free_seats(store, request.event_id)  # what others took meanwhile
             continue
         return HoldResult(held, placement)
     assert last_error is not None

@@ -5,7 +5,8 @@ Redis Cluster slot and runs atomically:
 
 ======================  ==============================================================
 ``T:meta``              hash: ``version`` (of the catalog snapshot), ``status``, ``ttl_ms``,
-                        ``max_total`` (tickets per order),
+                        ``max_total`` (tickets per order), ``mode`` (``direct`` or
+                        ``queued``: high demand),
                         ``av`` (availability version, the ETag), ``seats_free``
 ``T:seats``             hash: seat id → ``a`` (available), ``h:<hold>``, ``s:<ref>`` (sold)
 ``T:seatcat``           hash: seat id → price category
@@ -151,7 +152,7 @@ HOLD = LuaScript(
         "log",
         "idempotency",
     ),
-    args=("hold_id", "user_id", "now_ms", "seats_json", "ga_json", "request_hash"),
+    args=("hold_id", "user_id", "now_ms", "seats_json", "ga_json", "request_hash", "queued"),
     source="""
 -- All or nothing: every check runs before the first write.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
@@ -165,8 +166,10 @@ if ARGV[6] ~= '' then
     return {'replay', string.sub(seen, 1, sep - 1)}
   end
 end
-local meta = redis.call('HMGET', KEYS[1], 'status', 'ttl_ms', 'max_total')
+local meta = redis.call('HMGET', KEYS[1], 'status', 'ttl_ms', 'max_total', 'mode')
 if meta[1] ~= 'selling' then return {'closed', meta[1]} end
+-- High demand: requests go through the queue (first come, first served), not this race.
+if meta[4] == 'queued' and ARGV[7] ~= '1' then return {'queue'} end
 local now = tonumber(ARGV[3])
 local wanted_seats = cjson.decode(ARGV[4])
 local wanted_ga = cjson.decode(ARGV[5])
@@ -258,7 +261,9 @@ if ARGV[6] ~= '' then
 end
 redis.call('XADD', KEYS[10], '*', 'type', 'hold-created', 'hold', ARGV[1], 'user', ARGV[2],
            'seats', seats_json, 'ga', ga_json, 'at', now, 'expires', expires)
-return {'ok', expires, av}
+-- The seats as held (with the ticket types resolved here): the hold key may be gone by
+-- the time the caller could read it back (a flush, a failover).
+return {'ok', expires, av, seats_json}
 """,
 )
 
@@ -403,16 +408,16 @@ return {'ok', 1}
 SET_META = LuaScript(
     "inventory-set-meta",
     keys=("meta", "tt", "cattt"),
-    args=("version", "status", "ttl_ms", "max_total", "types_json", "categories_json"),
+    args=("version", "status", "ttl_ms", "max_total", "mode", "types_json", "categories_json"),
     source="""
 -- Later catalog changes (status, sale windows, caps, capacity, new ticket types) apply in
 -- place; seats and holds are untouched. Nothing to do while the state is not loaded.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'ttl_ms', ARGV[3],
-           'max_total', ARGV[4])
+           'max_total', ARGV[4], 'mode', ARGV[5])
 redis.call('DEL', KEYS[2], KEYS[3])
-for id, tt in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[2], id, cjson.encode(tt)) end
-for category, id in pairs(cjson.decode(ARGV[6])) do redis.call('HSET', KEYS[3], category, id) end
+for id, tt in pairs(cjson.decode(ARGV[6])) do redis.call('HSET', KEYS[2], id, cjson.encode(tt)) end
+for category, id in pairs(cjson.decode(ARGV[7])) do redis.call('HSET', KEYS[3], category, id) end
 redis.call('HINCRBY', KEYS[1], 'av', 1)
 return {'ok'}
 """,
@@ -427,6 +432,7 @@ INSTALL = LuaScript(
         "status",
         "ttl_ms",
         "max_total",
+        "mode",
         "types_json",
         "categories_json",
         "sold_ga_json",
@@ -441,7 +447,7 @@ INSTALL = LuaScript(
 if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return {'present'} end
 local live = {}
 for _, hold_id in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
-  if redis.call('EXISTS', ARGV[10] .. hold_id) == 1 then live['h:' .. hold_id] = true end
+  if redis.call('EXISTS', ARGV[11] .. hold_id) == 1 then live['h:' .. hold_id] = true end
 end
 local old = {}
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -460,7 +466,7 @@ local function flush()
   end
 end
 local line = '([^\\t\\n]+)\\t([^\\t\\n]*)\\t([^\\t\\n]*)\\n'
-for seat, category, sold in string.gmatch(ARGV[11], line) do
+for seat, category, sold in string.gmatch(ARGV[12], line) do
   local state = 'a'
   if sold ~= '' then
     state = 's:' .. sold
@@ -474,12 +480,12 @@ for seat, category, sold in string.gmatch(ARGV[11], line) do
   if #batch_seats >= 2000 then flush() end
 end
 flush()
-for id, tt in pairs(cjson.decode(ARGV[6])) do redis.call('HSET', KEYS[5], id, cjson.encode(tt)) end
-for category, id in pairs(cjson.decode(ARGV[7])) do redis.call('HSET', KEYS[4], category, id) end
+for id, tt in pairs(cjson.decode(ARGV[7])) do redis.call('HSET', KEYS[5], id, cjson.encode(tt)) end
+for category, id in pairs(cjson.decode(ARGV[8])) do redis.call('HSET', KEYS[4], category, id) end
 -- General admission: sold from PostgreSQL, held recounted from the live holds.
 local held = {}
 for _, hold_id in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
-  local raw = redis.call('HGET', ARGV[10] .. hold_id, 'ga')
+  local raw = redis.call('HGET', ARGV[11] .. hold_id, 'ga')
   if raw then
     for _, pair in ipairs(cjson.decode(raw)) do held[pair[1]] = (held[pair[1]] or 0) + pair[2] end
   else
@@ -487,15 +493,15 @@ for _, hold_id in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
   end
 end
 redis.call('DEL', KEYS[6])
-for id, sold in pairs(cjson.decode(ARGV[8])) do redis.call('HSET', KEYS[6], id .. ':sold', sold) end
+for id, sold in pairs(cjson.decode(ARGV[9])) do redis.call('HSET', KEYS[6], id .. ':sold', sold) end
 for id, count in pairs(held) do redis.call('HSET', KEYS[6], id .. ':held', count) end
-for hold_id, order_id in pairs(cjson.decode(ARGV[9])) do
+for hold_id, order_id in pairs(cjson.decode(ARGV[10])) do
   redis.call('HSET', KEYS[8], hold_id, order_id)
 end
 local av = tonumber(redis.call('HGET', KEYS[1], 'av') or '0') + 1
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'status', ARGV[3], 'ttl_ms', ARGV[4],
-           'max_total', ARGV[5], 'av', av, 'seats_free', free)
+           'max_total', ARGV[5], 'mode', ARGV[6], 'av', av, 'seats_free', free)
 return {'installed', free}
 """,
 )

@@ -135,3 +135,15 @@ class HoldSettings(_Request):
 class HoldSettingsRead(BaseModel):
     event_id: uuid.UUID
     hold_ttl_seconds: int
+
+
+class HoldRequestRead(BaseModel):
+    """A queued hold request of a high-demand event and, once decided, its outcome."""
+
+    request_id: str
+    event_id: uuid.UUID
+    status: Literal["pending", "held", "refused"]
+    hold: HoldRead | None = Field(default=None, description="The hold, while it lives")
+    problem: dict[str, object] | None = Field(
+        default=None, description="Why it was refused: status, code, detail (as a 4xx would)"
+    )

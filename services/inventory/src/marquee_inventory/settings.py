@@ -18,6 +18,8 @@ class InventorySettings(ServiceSettings):
     reconcile_interval_seconds: float = 10.0
     """How often each loaded event's Redis state is checked against PostgreSQL's catalog
     version (and reloaded when missing or behind)."""
+    hold_requests_topic: str = "inventory.hold-requested.v1"
+    """Where high-demand hold requests queue (tests rename it to stay apart)."""
     redis_index_prefix: str = "inventory"
     """Names the two cross-event Redis keys (the deadline index and the log index)."""
     realtime_interval_seconds: float = 0.25

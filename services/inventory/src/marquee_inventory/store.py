@@ -35,6 +35,14 @@ class StateMissing(Exception):
         self.event_id = event_id
 
 
+class QueueRequired(Exception):
+    """The event is in high-demand mode: holds are applied in arrival order by the queue."""
+
+    def __init__(self, event_id: uuid.UUID) -> None:
+        super().__init__(f"event {event_id} takes holds through its queue")
+        self.event_id = event_id
+
+
 class HoldEnded(Gone):
     def __init__(self, hold_id: str) -> None:
         super().__init__(
@@ -118,6 +126,7 @@ class HoldStore:
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str = "",
+        queued: bool = False,
     ) -> HeldPlaces:
         """``request_hash`` identifies the request an ``idempotency_key`` was sent with."""
         keys = EventKeys.of(event_id)
@@ -137,9 +146,12 @@ class HoldStore:
                 seats_json=seats_json,
                 ga_json=ga_json,
                 request_hash=request_hash,
+                queued="1" if queued else "0",
             )
         )
         outcome = result[0]
+        if outcome == "queue":
+            raise QueueRequired(event_id)
         if outcome == "replay":
             replayed = await self.get_hold(event_id, str(result[1]))
             if replayed is None:
@@ -151,11 +163,8 @@ class HoldStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.deadline_index, {str(event_id): expires_ms}, lt=True)
             pipe.sadd(self.log_index, str(event_id))
-            pipe.hget(keys.hold(hold_id), "seats")
-            _, _, seats_json = await pipe.execute()
-        held_seats = tuple(
-            (str(seat), uuid.UUID(tt)) for seat, tt in _pairs(_text(seats_json or "[]"))
-        )
+            await pipe.execute()
+        held_seats = tuple((str(seat), uuid.UUID(tt)) for seat, tt in _pairs(str(result[3])))
         self.on_change(event_id, {seat: "held" for seat, _ in held_seats})
         return HeldPlaces(
             hold_id=hold_id,
@@ -166,6 +175,27 @@ class HoldStore:
             expires_at=from_ms(expires_ms),
             availability_version=version,
         )
+
+    async def replayed_hold(
+        self, event_id: uuid.UUID, *, user_id: str, idempotency_key: str, request_hash: str
+    ) -> HeldPlaces | None:
+        """The hold this Idempotency-Key already made, or None if it made none yet.
+
+        The hold script replays a key itself, but best-available picks its seats among the
+        free ones before calling it: a retry whose first attempt took the last seats would
+        be told that nothing is left instead of getting its hold back.
+        """
+        key = holds.hold_keys(EventKeys.of(event_id), "", user_id, idempotency_key)
+        seen = await self.redis.get(key["idempotency"])
+        if seen is None:
+            return None
+        hold_id, _, seen_hash = _text(seen).partition(" ")
+        if seen_hash != request_hash:
+            raise _hold_refusal(event_id, ["idempotency-mismatch"])
+        replayed = await self.get_hold(event_id, hold_id)
+        if replayed is None:
+            raise HoldEnded(hold_id)
+        return replayed
 
     async def get_hold(self, event_id: uuid.UUID, hold_id: str) -> HeldPlaces | None:
         keys = EventKeys.of(event_id)
@@ -331,6 +361,7 @@ class HoldStore:
         status: str,
         ttl_ms: int,
         max_total: int,
+        mode: str,
         ticket_types: Mapping[str, Mapping[str, Any]],
         categories: Mapping[str, str],
     ) -> bool:
@@ -346,6 +377,7 @@ class HoldStore:
                 status=status,
                 ttl_ms=ttl_ms,
                 max_total=max_total,
+                mode=mode,
                 types_json=holds.as_json(ticket_types),
                 categories_json=holds.as_json(categories),
             )
@@ -361,6 +393,7 @@ class HoldStore:
         status: str,
         ttl_ms: int,
         max_total: int,
+        mode: str,
         ticket_types: Mapping[str, Mapping[str, Any]],
         categories: Mapping[str, str],
         seats: Sequence[tuple[str, str, str | None]],
@@ -385,6 +418,7 @@ class HoldStore:
                 status=status,
                 ttl_ms=ttl_ms,
                 max_total=max_total,
+                mode=mode,
                 types_json=holds.as_json(ticket_types),
                 categories_json=holds.as_json(categories),
                 sold_ga_json=holds.as_json(sold_general_admission),

@@ -4,7 +4,8 @@ consumer applies them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,11 @@ from marquee_platform.db import Database
 from marquee_testing.events import Clock, People
 from marquee_testing.fixtures import DatabaseFactory, TokenIssuer
 from marquee_testing.inventory import Catalog, HoldApi
+from marquee_testing.localinfra import RedisServer, start_redis
+
+# A fixture, imported rather than listed in pytest_plugins: pytest refuses pytest_plugins
+# in a conftest below the rootdir once it is collected from a parent (`pytest services`).
+from marquee_testing.redis_cluster import redis_cluster  # noqa: F401
 
 
 @pytest.fixture
@@ -105,3 +111,14 @@ def api(client: httpx.AsyncClient) -> HoldApi:
 @pytest.fixture
 def catalog(database: Database, store: HoldStore) -> Catalog:
     return Catalog(database, store)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, for tests that flush Redis: FLUSHDB on the
+    worker's shared Redis database would wipe the state of other tests using it."""
+    server = start_redis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -22,7 +22,7 @@ from marquee_contracts.inventory import (
     SALE_CONFIRMED,
 )
 from marquee_inventory import tasks
-from marquee_inventory.consumers import build_consumer
+from marquee_inventory.consumers import CONSUMED_TOPICS, build_consumer
 from marquee_inventory.holds import EventKeys
 from marquee_inventory.settings import InventorySettings
 from marquee_inventory.store import HoldStore
@@ -143,10 +143,7 @@ async def test_the_consumer_builds_inventory_and_sells_from_kafka_messages(
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
 ) -> None:
-    names = {
-        topic: f"test.{unique_name(topic.split('.')[1])}.v1"
-        for topic in (EVENT_PUBLISHED.name, ORDER_PAID.name)
-    }
+    names = {topic: f"test.{unique_name(topic.split('.')[1])}.v1" for topic in CONSUMED_TOPICS}
     await ensure_topics(kafka_bootstrap, {name: 3 for name in names.values()})
     runner = build_consumer(
         inventory_settings,
