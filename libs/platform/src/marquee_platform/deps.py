@@ -38,30 +38,38 @@ def outbox_source(service_name: str) -> str:
     return f"/marquee/{service_name}"
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = getattr(request.app.state, "clock", utc_now)
     return clock
 
 
-def _outbox(request: Request, session: WriteSessionDep) -> Outbox:
+async def _outbox(request: Request, session: WriteSessionDep) -> Outbox:
     return Outbox(session, source=outbox_source(request.app.state.settings.service_name))
 
 
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` one in its thread pool,
+# a hop that costs more than these do.
 ClockDep = Annotated[Clock, Depends(_clock)]
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
 """The outbox in the request's transaction: what you add commits with your change."""
-DatabaseDep = Annotated[Database, Depends(database_of)]
+
+
+async def _database(request: Request) -> Database:
+    return database_of(request)
+
+
+DatabaseDep = Annotated[Database, Depends(_database)]
 
 
 def on_write_session(
     repository: Callable[[AsyncSession], Repository],
-) -> Callable[[WriteSession], Repository]:
+) -> Callable[[WriteSession], Awaitable[Repository]]:
     """A dependency: ``repository`` on the request's write session (its one transaction)::
 
     EventsDep = Annotated[EventRepository, Depends(on_write_session(EventRepository))]
     """
 
-    def repository_on_write_session(session: WriteSessionDep) -> Repository:
+    async def repository_on_write_session(session: WriteSessionDep) -> Repository:
         return repository(session)
 
     return repository_on_write_session
@@ -69,10 +77,10 @@ def on_write_session(
 
 def on_read_session(
     repository: Callable[[AsyncSession], Repository],
-) -> Callable[[ReadSession], Repository]:
+) -> Callable[[ReadSession], Awaitable[Repository]]:
     """A dependency: ``repository`` on the request's read session (the replica)."""
 
-    def repository_on_read_session(session: ReadSessionDep) -> Repository:
+    async def repository_on_read_session(session: ReadSessionDep) -> Repository:
         return repository(session)
 
     return repository_on_read_session

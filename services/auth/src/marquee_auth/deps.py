@@ -51,12 +51,14 @@ class AuthRuntime:
     jwks_max_age_seconds: int
 
 
-def _runtime(request: Request) -> AuthRuntime:
+async def _runtime(request: Request) -> AuthRuntime:
     runtime: AuthRuntime = request.app.state.auth
     return runtime
 
 
-def _client_address(request: Request, runtime: Annotated[AuthRuntime, Depends(_runtime)]) -> str:
+async def _client_address(
+    request: Request, runtime: Annotated[AuthRuntime, Depends(_runtime)]
+) -> str:
     peer = request.client.host if request.client else None
     forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for")) or None
     return client_address(peer, forwarded_for, runtime.trusted_proxies)
@@ -111,7 +113,7 @@ class AuthHandlerDependencies(HandlerDependencies):
     clock: Clock
 
 
-def _handler_dependencies(
+async def _handler_dependencies(
     users: UsersDep,
     one_time_tokens: OneTimeTokensDep,
     refresh_tokens: RefreshTokensDep,

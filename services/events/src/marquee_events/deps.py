@@ -175,7 +175,7 @@ class EventsHandlerDependencies(HandlerDependencies):
     clock: Clock
 
 
-def _handler_dependencies(
+async def _handler_dependencies(
     venues: VenuesDep,
     events: EventsDep,
     reviews: ReviewsDep,

@@ -1,4 +1,8 @@
-"""``Annotated`` dependencies of the inventory API."""
+"""``Annotated`` dependencies of the inventory API.
+
+Each is ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, which on
+the hold path cost more than the work itself.
+"""
 
 from __future__ import annotations
 
@@ -17,25 +21,25 @@ from marquee_platform.http import WriteSessionDep
 from marquee_platform.security import CurrentUser, Role
 
 
-def _store(request: Request) -> HoldStore:
+async def _store(request: Request) -> HoldStore:
     store: HoldStore = request.app.state.hold_store
     return store
 
 
-def _seat_maps(request: Request) -> SeatMaps:
+async def _seat_maps(request: Request) -> SeatMaps:
     seat_maps: SeatMaps = request.app.state.seat_maps
     return seat_maps
 
 
-def _events(session: WriteSessionDep) -> EventRepository:
+async def _events(session: WriteSessionDep) -> EventRepository:
     return EventRepository(session)
 
 
-def _producer(request: Request) -> Any:
+async def _producer(request: Request) -> Any:
     return request.app.state.log_producer
 
 
-def _settings(request: Request) -> InventorySettings:
+async def _settings(request: Request) -> InventorySettings:
     settings: InventorySettings = request.app.state.settings
     return settings
 

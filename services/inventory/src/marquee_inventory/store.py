@@ -435,6 +435,8 @@ class HoldStore:
         return int(raw) if raw is not None else None
 
     async def availability(self, event_id: uuid.UUID) -> Availability:
+        """Every seat's state (one ``HGETALL`` of the seat map: for the API and
+        best-available; background work reads :meth:`counts` instead)."""
         keys = EventKeys.of(event_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.meta, "av", "status")
@@ -444,32 +446,61 @@ class HoldStore:
             (version, status), seats, types, counts = await pipe.execute()
         if version is None:
             raise StateMissing(event_id)
-        counters = {_text(name): int(value) for name, value in counts.items()}
-        general_admission: dict[str, dict[str, int]] = {}
-        for raw_id, raw in types.items():
-            ticket_type = json.loads(raw)
-            if ticket_type["kind"] != "general_admission":
-                continue
-            tt_id = _text(raw_id)
-            held = counters.get(f"{tt_id}:held", 0)
-            sold = counters.get(f"{tt_id}:sold", 0)
-            capacity = int(ticket_type["cap"])
-            general_admission[tt_id] = {
-                "capacity": capacity,
-                "held": held,
-                "sold": sold,
-                "available": max(0, capacity - held - sold),
-            }
         return Availability(
             version=int(version),
             status=_text(status),
             seats={_text(seat): _state(_text(state)) for seat, state in seats.items()},
-            general_admission=general_admission,
+            general_admission=_general_admission(types, counts),
         )
+
+    async def counts(
+        self, event_id: uuid.UUID, *, seats: Sequence[str] = ()
+    ) -> tuple[int, int, dict[str, dict[str, int]], dict[str, SeatState]]:
+        """(version, seats available, general-admission counts, the states of ``seats``):
+        the scripts' own counters and a few fields, never the whole seat map."""
+        keys = EventKeys.of(event_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.meta, "av", "seats_free")
+            pipe.hgetall(keys.tt)
+            pipe.hgetall(keys.ga)
+            if seats:
+                pipe.hmget(keys.seats, list(seats))
+            answers = await pipe.execute()
+        (version, free), types, ga = answers[0], answers[1], answers[2]
+        if version is None:
+            raise StateMissing(event_id)
+        states = (
+            {seat: _state(_text(raw)) for seat, raw in zip(seats, answers[3], strict=True) if raw}
+            if seats
+            else {}
+        )
+        return int(version), int(free or 0), _general_admission(types, ga), states
 
     async def availability_version(self, event_id: uuid.UUID) -> int | None:
         raw = await self.redis.hget(EventKeys.of(event_id).meta, "av")
         return int(raw) if raw is not None else None
+
+
+def _general_admission(
+    types: Mapping[Any, Any], counts: Mapping[Any, Any]
+) -> dict[str, dict[str, int]]:
+    counters = {_text(name): int(value) for name, value in counts.items()}
+    general_admission: dict[str, dict[str, int]] = {}
+    for raw_id, raw in types.items():
+        ticket_type = json.loads(raw)
+        if ticket_type["kind"] != "general_admission":
+            continue
+        tt_id = _text(raw_id)
+        held = counters.get(f"{tt_id}:held", 0)
+        sold = counters.get(f"{tt_id}:sold", 0)
+        capacity = int(ticket_type["cap"])
+        general_admission[tt_id] = {
+            "capacity": capacity,
+            "held": held,
+            "sold": sold,
+            "available": max(0, capacity - held - sold),
+        }
+    return general_admission
 
 
 def _text(value: bytes | str) -> str:

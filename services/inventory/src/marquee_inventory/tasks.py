@@ -164,15 +164,15 @@ async def forward_logs(
                 sends.append(publish(producer, topic, made[1], key=str(event_id)))
         await asyncio.gather(*sends)
         try:
-            availability = await store.availability(event_id)
+            _, seats_available, general_admission, _ = await store.counts(event_id)
         except StateMissing:
-            availability = None
-        if availability is not None:
+            seats_available = None
+        if seats_available is not None:
             changed = AvailabilityChanged(
                 event_id=event_id,
-                seats_available=availability.seats_available,
+                seats_available=seats_available,
                 general_admission_available={
-                    tt: counts["available"] for tt, counts in availability.general_admission.items()
+                    tt: counts["available"] for tt, counts in general_admission.items()
                 },
                 changed_at=datetime.now(UTC),
             )
@@ -258,22 +258,24 @@ class AvailabilityNudges:
             await asyncio.sleep(self._interval)
 
     async def _publish(self, event_id: uuid.UUID, seats: dict[str, str]) -> None:
-        availability = await self._store.availability(event_id)
+        refetch = len(seats) > _MAX_SEATS_PER_NUDGE
+        # The counters and the changed seats' states now (a seat held then released since
+        # shows free), never the whole seat map.
+        version, seats_available, general_admission, states = await self._store.counts(
+            event_id, seats=() if refetch else list(seats)
+        )
         message: dict[str, Any] = {
             "event_id": str(event_id),
-            "version": availability.version,
-            "seats_available": availability.seats_available,
+            "version": version,
+            "seats_available": seats_available,
             "general_admission": {
-                tt: counts["available"] for tt, counts in availability.general_admission.items()
+                tt: counts["available"] for tt, counts in general_admission.items()
             },
         }
-        if len(seats) > _MAX_SEATS_PER_NUDGE:
+        if refetch:
             message["refetch"] = True
         else:
-            # The state now, not as changed: a seat held then released since shows free.
-            message["seats"] = {
-                seat: availability.seats[seat].value for seat in seats if seat in availability.seats
-            }
+            message["seats"] = {seat: state.value for seat, state in states.items()}
         await publish_realtime(
             self._store.redis, event_channel(event_id), "availability-changed", message
         )
