@@ -614,7 +614,7 @@ async def test_a_crash_in_the_middle_of_the_race_never_sells_a_seat_twice(
     SIGKILLed. Every seat is asked for by id, so while seats are free some requests are
     not done: they can only fail. Asserted, and why:
 
-    - the kill came mid-race: between 30 and 99 seats were held when the process died
+    - the kill came mid-race: at least 30 seats were held when the process died
       (of SIGKILL), some requests had been answered (201 or 409) and the others failed
       with connection errors (reset, closed or refused), none with a timeout;
     - after the retries every buyer has a 201 holding one seat or a well-formed 409, and
@@ -635,11 +635,20 @@ async def test_a_crash_in_the_middle_of_the_race_never_sells_a_seat_twice(
     with inventory_process(inventory_env, tmp_path / "inventory-1.log") as first:
         await first.started()
 
-        async def kill_mid_race() -> int:
-            async def thirty_held() -> bool:
-                return await seats_held() >= KILL_AT
+        progress = Progress()
 
-            await wait_until(thirty_held, timeout=60, interval=0.005, message="30 seats held")
+        async def kill_mid_race() -> int:
+            async def thirty_held_and_one_answered() -> bool:
+                # Both: on a loaded machine the holds can be in Redis before any answer
+                # has reached the client, and a kill then proves nothing about answers.
+                return progress.finished >= 1 and await seats_held() >= KILL_AT
+
+            await wait_until(
+                thirty_held_and_one_answered,
+                timeout=60,
+                interval=0.005,
+                message="30 seats held and one answer received",
+            )
             os.killpg(first.process.pid, signal.SIGSTOP)
             held = await seats_held()
             os.killpg(first.process.pid, signal.SIGKILL)
@@ -647,13 +656,13 @@ async def test_a_crash_in_the_middle_of_the_race_never_sells_a_seat_twice(
 
         async with buyers_client(first.base_url) as http:
             killer = asyncio.create_task(kill_mid_race())
-            answers = await race(http, event.event_id, buyers)
+            answers = await race(http, event.event_id, buyers, progress)
             held_at_kill = await killer
         assert await asyncio.to_thread(first.process.wait, 10) == -signal.SIGKILL
 
     answered = [answer for answer in answers if answer.error is None]
     cut_short = [answer for answer in answers if answer.error is not None]
-    assert KILL_AT <= held_at_kill < PLACES
+    assert KILL_AT <= held_at_kill <= PLACES
     assert answered, "the kill came before any answer"
     assert cut_short, "the kill cut no request short"
     for answer in cut_short:
