@@ -23,7 +23,14 @@ JSON, and — to split a hold's cost — the platform's app factory with such an
 4. expiry lag: holds with a 30 s TTL (set by the organizer through the API), from each
    deadline to the seat showing available in Redis, the service's own sweeper running.
 5. rebuild of a 50,000-seat event with every seat sold in PostgreSQL.
-6. direct vs high-demand mode: not measured (it drives direct holds only; says so).
+6. direct vs high-demand mode: the same fans (``--mode-fans``, ``--mode-concurrency`` in
+   flight, each one explicit seat among the ``--mode-hot`` best of the event) on a
+   ``--mode-seats`` event in direct mode, then on one published ``high_demand=True``,
+   with the inventory consumer (``marquee consume --service inventory``, a subprocess)
+   applying the queue: requests/s the API accepts, request → decision p50/p99 (direct:
+   the 201/409; queued: the ``decided_at`` the consumer writes into the request's Redis
+   record), decisions/s, held / refused, and fairness: per contested seat, how many
+   earlier askers were refused while a later one got it.
 
 The load comes from aiohttp, not httpx: httpx.AsyncClient costs ~3 ms of CPU per request
 with 32 in flight (encode/httpx#3215), so on two cores it would mostly measure itself.
@@ -37,7 +44,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import random
@@ -71,8 +77,9 @@ from marquee_contracts.inventory import (
     HOLD_CREATED,
     HOLD_EXPIRED,
     HOLD_RELEASED,
+    HOLD_REQUESTED,
 )
-from marquee_inventory import handlers
+from marquee_inventory import handlers, queue
 from marquee_inventory.domain import SeatMap, best_available
 from marquee_inventory.holds import EventKeys
 from marquee_inventory.main import SERVICE
@@ -97,6 +104,7 @@ from marquee_testing.localinfra import (
 HOLDS_PATH = "/api/v1/inventory/events/{event_id}/holds"
 BARE_PATH = "/bare/events/{event_id}/holds"
 PLATFORM_PATH = "/platform/events/{event_id}/holds"
+MODE_SEATS_PER_ROW = 200
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_DIR = Path(__file__).resolve().parent
 STARTED = time.monotonic()
@@ -159,11 +167,25 @@ def create_platform_app() -> FastAPI:
 # ---- processes -----------------------------------------------------------------------------
 
 
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``command`` in its own process group (stopped with :func:`stop_process`), killed
+    too if this process dies, its output in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+
+
 def spawn_uvicorn(
     factory: str, port: int, env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
-    """``factory`` served on 127.0.0.1:``port`` by one uvicorn worker, in its own process
-    group (stopped with :func:`stop_process`), killed too if this process dies."""
+    """``factory`` served on 127.0.0.1:``port`` by one uvicorn worker."""
     command = [
         sys.executable,
         "-m",
@@ -183,16 +205,7 @@ def spawn_uvicorn(
         "--log-level",
         "warning",
     ]
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+    return spawn(command, env, log)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -437,12 +450,15 @@ class Bench:
     mismatched: int = 0
     """201 answers for a seat other than the one asked."""
 
-    async def publish(self, rows: int, seats_per_row: int = 200) -> PublishedEvent:
+    async def publish(
+        self, rows: int, seats_per_row: int = 200, *, high_demand: bool = False
+    ) -> PublishedEvent:
         started = time.perf_counter()
-        event = published_event(rows=rows, seats_per_row=seats_per_row)
+        event = published_event(rows=rows, seats_per_row=seats_per_row, high_demand=high_demand)
         await Catalog(self.database, self.store).publish(event)
         progress(
-            f"published a {rows * seats_per_row:,}-seat event through the Catalog harness "
+            f"published a {rows * seats_per_row:,}-seat "
+            f"{'high-demand ' if high_demand else ''}event through the Catalog harness "
             f"in {time.perf_counter() - started:.1f}s"
         )
         return event
@@ -998,6 +1014,422 @@ async def section_expiry(bench: Bench, event: PublishedEvent) -> dict[str, Any]:
     }
 
 
+# ---- 6. direct vs high-demand mode ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Ask:
+    """One fan's hold request in section 6 and what became of it (wall-clock seconds: the
+    consumer's ``decided_at`` is compared with them)."""
+
+    fan: int
+    seat: str
+    headers: dict[str, str]
+    sent: float = 0.0
+    answered: float = 0.0
+    status: str = ""
+    request_id: str = ""
+    requested: float = 0.0
+    """Queued: the ``requested_at`` the API recorded (its clock, just before enqueueing)."""
+    decided: float = 0.0
+    outcome: str = ""
+    """``held``, ``refused``, ``pending`` or the answer it got instead."""
+    hold_id: str = ""
+    code: str = ""
+
+
+@dataclass
+class ModeRun:
+    mode: str
+    asks: list[Ask]
+    api_cpu: float = 0.0
+    consumer_cpu: float = 0.0
+    undecided: int = 0
+    seat_mismatches: int = 0
+
+
+def wall(value: bytes | str | None) -> float:
+    if not value:
+        return 0.0
+    return datetime.fromisoformat(value.decode() if isinstance(value, bytes) else value).timestamp()
+
+
+async def send_ask(client: aiohttp.ClientSession, url: str, ask: Ask) -> None:
+    ask.sent = time.time()
+    try:
+        async with client.post(url, data=seat_body(ask.seat), headers=ask.headers) as response:
+            status = response.status
+            content = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        ask.answered = time.time()
+        ask.status = ask.outcome = type(error).__name__
+        return
+    ask.answered = time.time()
+    ask.status = str(status)
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = {}
+    if status == 201:
+        ask.outcome, ask.hold_id, ask.decided = "held", body["hold_id"], ask.answered
+    elif status == 202:
+        ask.outcome, ask.request_id = "pending", body["request_id"]
+    elif status == 409:  # a problem document: the code ends its type URI
+        ask.outcome, ask.decided = "refused", ask.answered
+        ask.code = str(body.get("type", "")).rsplit("/", 1)[-1]
+    else:
+        ask.outcome = str(status)
+
+
+async def drive(
+    client: aiohttp.ClientSession, url: str, asks: Sequence[Ask], concurrency: int
+) -> None:
+    """``concurrency`` fans in flight; the next fan asks as soon as one is answered."""
+    queue_of_fans = iter(asks)
+
+    async def fan_loop() -> None:
+        for ask in queue_of_fans:  # shared: each loop takes the next fan
+            await send_ask(client, url, ask)
+
+    await asyncio.gather(*(fan_loop() for _ in range(concurrency)))
+
+
+async def await_decisions(
+    redis: Any,
+    event_id: uuid.UUID,
+    asks: Sequence[Ask],
+    *,
+    timeout: float,
+    consumer: subprocess.Popen[bytes],
+) -> int:
+    """Poll the queued requests' Redis records until none is pending; how many still are."""
+    waiting = [ask for ask in asks if ask.outcome == "pending"]
+    deadline = time.monotonic() + timeout
+    while waiting:
+        async with redis.pipeline(transaction=False) as pipe:
+            for ask in waiting:
+                pipe.hmget(
+                    queue.request_key(event_id, ask.request_id),
+                    "status",
+                    "requested_at",
+                    "decided_at",
+                    "hold_id",
+                    "problem",
+                )
+            rows = await pipe.execute()
+        still = []
+        for ask, (status, requested_at, decided_at, hold_id, problem) in zip(
+            waiting, rows, strict=True
+        ):
+            ask.requested = ask.requested or wall(requested_at)
+            if status in (None, b"pending") or not decided_at:
+                still.append(ask)
+                continue
+            ask.outcome, ask.decided = status.decode(), wall(decided_at)
+            ask.hold_id = hold_id.decode() if hold_id else ""
+            ask.code = json.loads(problem).get("code", "") if problem else ""
+        waiting = still
+        if not waiting or time.monotonic() > deadline:
+            break
+        if consumer.poll() is not None:
+            raise RuntimeError(f"the inventory consumer exited ({consumer.returncode})")
+        await asyncio.sleep(0.1)
+    return len(waiting)
+
+
+async def seat_mismatches(redis: Any, event_id: uuid.UUID, asks: Sequence[Ask]) -> int:
+    """Asked seats whose Redis state disagrees with the decisions: held by two, held by
+    another hold than the one decided, or held with no held decision seen."""
+    holders: dict[str, list[str]] = {}
+    for ask in asks:
+        holders.setdefault(ask.seat, [])
+        if ask.outcome == "held":
+            holders[ask.seat].append(ask.hold_id)
+    seats = list(holders)
+    states = await redis.hmget(EventKeys.of(event_id).seats, seats)
+    wrong = 0
+    for seat, raw in zip(seats, states, strict=True):
+        state, held = (raw or b"").decode(), holders[seat]
+        expected = f"h:{held[0]}" if len(held) == 1 else "a" if not held else None
+        wrong += state != expected
+    return wrong
+
+
+def fairness(asks: Sequence[Ask], arrival: str) -> dict[str, Any]:
+    """Per seat asked by more than one fan (decided asks only), in ``arrival`` order: was
+    it held by its first asker, and how many earlier askers were refused while a later
+    one got it (inversions; gaps: how much earlier than the winner they asked)."""
+    by_seat: dict[str, list[Ask]] = {}
+    for ask in asks:
+        if ask.outcome in ("held", "refused"):
+            by_seat.setdefault(ask.seat, []).append(ask)
+    contested = first = inversions = nobody = 0
+    gaps: list[float] = []
+    for group in by_seat.values():
+        if len(group) < 2:
+            continue
+        contested += 1
+        group.sort(key=lambda ask: (getattr(ask, arrival), ask.fan))
+        winner = next((i for i, ask in enumerate(group) if ask.outcome == "held"), None)
+        if winner is None:
+            nobody += 1
+            continue
+        first += winner == 0
+        inversions += winner
+        won_at = getattr(group[winner], arrival)
+        gaps.extend(won_at - getattr(ask, arrival) for ask in group[:winner])
+    return {
+        "contested": contested,
+        "first": first,
+        "inversions": inversions,
+        "nobody": nobody,
+        "gaps": gaps,
+    }
+
+
+def mode_stats(run: ModeRun) -> dict[str, Any]:
+    asks = run.asks
+    accepted_status = "202" if run.mode == "queued" else None
+    start = min(ask.sent for ask in asks)
+    last_answer = max(ask.answered for ask in asks)
+    decided = [ask for ask in asks if ask.decided]
+    accepted = [
+        ask
+        for ask in asks
+        if (ask.status == accepted_status if accepted_status else ask.status in ("201", "409"))
+    ]
+    last_decision = max((ask.decided for ask in decided), default=start)
+    first_decision = min((ask.decided for ask in decided), default=start)
+    outcomes = Counter(ask.outcome for ask in asks)
+    return {
+        "accepted_rate": len(accepted) / max(1e-9, last_answer - start),
+        "accepted": len(accepted),
+        "answer": [ask.answered - ask.sent for ask in asks],
+        "decision": [ask.decided - ask.sent for ask in decided],
+        "after_answer": [ask.decided - ask.answered for ask in decided],
+        "decided": len(decided),
+        "decision_rate": len(decided) / max(1e-9, last_decision - start),
+        "drain_rate": len(decided) / max(1e-9, last_decision - first_decision),
+        "backlog": sum(1 for ask in decided if ask.decided > last_answer) + run.undecided,
+        "load_s": last_answer - start,
+        "until_last_s": last_decision - start,
+        "outcomes": outcomes,
+        "codes": Counter(ask.code for ask in asks if ask.outcome == "refused"),
+        "by_send": fairness(asks, "sent"),
+        "by_api": fairness(asks, "requested") if run.mode == "queued" else None,
+        "api_ms": run.api_cpu * 1000 / len(asks),
+        "consumer_ms": run.consumer_cpu * 1000 / max(1, len(decided)),
+        "undecided": run.undecided,
+        "mismatches": run.seat_mismatches,
+    }
+
+
+async def section_modes(
+    bench: Bench, env: dict[str, str], logs: Path, processes: list[subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    """The same fans on a direct and a high-demand event; the consumer as a subprocess."""
+    args, (client, inventory) = bench.args, bench.http()
+    progress("modes: starting the inventory consumer (marquee consume --service inventory) …")
+    consumer = spawn(
+        [sys.executable, "-m", "marquee_cli", "consume", "--service", "inventory"],
+        env,
+        logs / "consumer.log",
+    )
+    processes.append(consumer)
+    try:
+        rows = max(1, args.mode_seats // MODE_SEATS_PER_ROW)
+        events = {
+            "direct": await bench.publish(rows, MODE_SEATS_PER_ROW),
+            "queued": await bench.publish(rows, MODE_SEATS_PER_ROW, high_demand=True),
+        }
+        seats = all_seats(events["direct"])
+        hot, spare = seats[: args.mode_hot], seats[args.mode_hot :]
+        rng = random.Random(17)  # noqa: S311 - a load pattern
+        fans = [
+            (f"mode-fan-{n}", rng.choice(hot), bench.signer.headers(f"mode-fan-{n}"))
+            for n in range(args.mode_fans)
+        ]
+        warm = [
+            (f"mode-warm-{n}", spare[n], bench.signer.headers(f"mode-warm-{n}")) for n in range(20)
+        ]
+        runs: dict[str, ModeRun] = {}
+        for mode, event in events.items():
+            url = inventory.base + HOLDS_PATH.format(event_id=event.event_id)
+            warm_asks = [Ask(n, seat, headers) for n, (_, seat, headers) in enumerate(warm)]
+            await drive(client, url, warm_asks, 4)
+            if mode == "queued":
+                progress("modes: warm-up requests queued; waiting for the consumer to decide …")
+                left = await await_decisions(
+                    bench.redis, event.event_id, warm_asks, timeout=90, consumer=consumer
+                )
+                if left:
+                    raise RuntimeError(f"the consumer left {left} warm-up requests pending")
+            bad = Counter(ask.outcome for ask in warm_asks if ask.outcome != "held")
+            if bad:
+                raise RuntimeError(f"{mode} warm-up holds not held: {dict(bad)}")
+            asks = [Ask(n, seat, headers) for n, (_, seat, headers) in enumerate(fans)]
+            progress(
+                f"modes: {mode}: {len(asks):,} fans, {args.mode_concurrency} in flight, "
+                f"for {len(hot)} seats …"
+            )
+            api_before, consumer_before = cpu_seconds(inventory.pid), cpu_seconds(consumer.pid)
+            await drive(client, url, asks, args.mode_concurrency)
+            api_cpu = cpu_seconds(inventory.pid) - api_before
+            undecided = 0
+            if mode == "queued":
+                undecided = await await_decisions(
+                    bench.redis,
+                    event.event_id,
+                    asks,
+                    timeout=args.mode_drain_seconds,
+                    consumer=consumer,
+                )
+            runs[mode] = ModeRun(
+                mode,
+                asks,
+                api_cpu=api_cpu,
+                consumer_cpu=cpu_seconds(consumer.pid) - consumer_before,
+                undecided=undecided,
+                seat_mismatches=await seat_mismatches(bench.redis, event.event_id, asks),
+            )
+            progress(
+                f"modes: {mode}: "
+                f"{dict(Counter(ask.outcome for ask in asks))}"
+                + (f", {undecided} still pending" if undecided else "")
+            )
+    finally:
+        stop_process(consumer)
+        processes.remove(consumer)
+    return {
+        "stats": {mode: mode_stats(run) for mode, run in runs.items()},
+        "seats": len(seats),
+        "hot": len(hot),
+        "asked": len({seat for _, seat, _ in fans}),
+    }
+
+
+def print_modes(args: argparse.Namespace, modes: dict[str, Any]) -> None:
+    stats = modes["stats"]
+    d, q = stats["direct"], stats["queued"]
+    made = table(
+        f"6. direct vs high-demand mode: {args.mode_fans:,} fans, {args.mode_concurrency} in "
+        f"flight, each one seat among the {modes['hot']} best of a {modes['seats']:,}-seat "
+        f"event ({modes['asked']} different seats asked; same fans, seats and order for both)",
+        ["", "direct", "high-demand (queued)"],
+    )
+
+    def pair(s: dict[str, Any], name: str) -> str:
+        return f"{ms(s[name], 0.5):,.0f} / {ms(s[name], 0.99):,.0f} ms"
+
+    def fair(f: dict[str, Any] | None) -> str:
+        if f is None:
+            return "-"
+        return (
+            f"{f['first']} of {f['contested']}; {f['inversions']} inversions"
+            + (
+                f" (earlier by p50 {ms(f['gaps'], 0.5):.0f}, max {ms(f['gaps'], 1.0):.0f} ms)"
+                if f["gaps"]
+                else ""
+            )
+            + (f"; {f['nobody']} held by nobody" if f["nobody"] else "")
+        )
+
+    def outcomes(s: dict[str, Any]) -> str:
+        counts = s["outcomes"]
+        other = {k: n for k, n in counts.items() if k not in ("held", "refused")}
+        codes = ", ".join(f"{code or '?'} {n}" for code, n in s["codes"].items())
+        return f"{counts['held']:,} / {counts['refused']:,} ({codes})" + (
+            f"; other {other}" if other else ""
+        )
+
+    made.add_row(
+        "requests/s accepted by the API",
+        f"{d['accepted_rate']:,.0f}/s (201 or 409)",
+        f"{q['accepted_rate']:,.0f}/s (202)",
+    )
+    made.add_row("API answer p50 / p99", pair(d, "answer"), pair(q, "answer") + " (the 202)")
+    made.add_row("request → decision p50 / p99", pair(d, "decision"), pair(q, "decision"))
+    made.add_row("answer → decision p50 / p99", "0 (the answer decides)", pair(q, "after_answer"))
+    made.add_row(
+        "decisions/s (first ask → last decision)",
+        f"{d['decision_rate']:,.0f}/s over {d['until_last_s']:.1f} s",
+        f"{q['decision_rate']:,.0f}/s over {q['until_last_s']:.1f} s "
+        f"(consumer {q['drain_rate']:,.0f}/s)",
+    )
+    made.add_row(
+        "decided after the last answer",
+        str(d["backlog"]),
+        f"{q['backlog']:,}"
+        + (f" ({q['undecided']} never, drain timed out)" if q["undecided"] else ""),
+    )
+    made.add_row("held / refused", outcomes(d), outcomes(q))
+    made.add_row(
+        "contested seats won by the first to send",
+        fair(d["by_send"]),
+        fair(q["by_send"]),
+    )
+    made.add_row("  … first by the API's requested_at", "-", fair(q["by_api"]))
+    made.add_row(
+        "CPU: API per ask; consumer per decision",
+        f"{d['api_ms']:.2f} ms",
+        f"{q['api_ms']:.2f} ms; {q['consumer_ms']:.2f} ms",
+    )
+    made.add_row(
+        "seats where Redis disagrees",
+        str(d["mismatches"]),
+        str(q["mismatches"]),
+    )
+    console.print(made)
+    console.print(
+        "   Decision: direct, the 201/409 answer; queued, the decided_at the consumer writes "
+        "into the request's Redis record (polled until no request is pending). Arrival: "
+        "when the load generator sent the request; an inversion is an earlier asker refused "
+        "while a later one got the seat. The consumer is `marquee consume --service "
+        "inventory`, one process; the event's requests sit on one partition."
+    )
+    console.print("   " + when_better(d, q), markup=False)
+
+
+def when_better(d: dict[str, Any], q: dict[str, Any]) -> str:
+    d_p99, q_p99 = ms(d["decision"], 0.99), ms(q["decision"], 0.99)
+    d_inv, q_inv = d["by_send"]["inversions"], q["by_send"]["inversions"]
+    speed = d["decision_rate"] / max(1e-9, q["decision_rate"])
+    if speed >= 1.1:
+        pace = (
+            f"direct decided {speed:.1f}x as fast ({d['decision_rate']:,.0f} vs "
+            f"{q['decision_rate']:,.0f} decisions/s, p99 {d_p99:,.0f} vs {q_p99:,.0f} ms)"
+        )
+    elif speed <= 1 / 1.1:
+        pace = (
+            f"queued decided {1 / speed:.1f}x as fast ({q['decision_rate']:,.0f} vs "
+            f"{d['decision_rate']:,.0f} decisions/s, p99 {q_p99:,.0f} vs {d_p99:,.0f} ms)"
+        )
+    else:
+        pace = (
+            f"both decided at about the same pace ({d['decision_rate']:,.0f} vs "
+            f"{q['decision_rate']:,.0f}/s, p99 {d_p99:,.0f} vs {q_p99:,.0f} ms)"
+        )
+    if q_inv < d_inv:
+        order = f"queued kept arrival order better ({q_inv} inversions vs {d_inv})"
+    elif q_inv > d_inv:
+        order = f"queued did not keep arrival order better here ({q_inv} inversions vs {d_inv})"
+    else:
+        order = f"both kept arrival order equally ({d_inv} inversions each)"
+    if q["accepted_rate"] < d["accepted_rate"] / 1.1:
+        order += (
+            f"; and queued did not spare the API: it accepted {q['accepted_rate']:,.0f} "
+            f"requests/s against {d['accepted_rate']:,.0f} ({q['api_ms']:.2f} vs "
+            f"{d['api_ms']:.2f} ms of API CPU each)"
+        )
+    return (
+        f"When each is better, from these numbers: {pace}; {order}. Direct while one event's "
+        f"holds come faster than the queue drains (~{q['drain_rate']:,.0f}/s here, one "
+        f"consumer per partition) or fans need an answer at once; queued for a few hot "
+        f"events where who asked first must decide and fans can wait ~{q_p99 / 1000:.1f} s "
+        f"(p99) for it, behind a waiting room that admits at most the drain rate."
+    )
+
+
 async def run(args: argparse.Namespace) -> str:
     postgres = args.postgres_url.rstrip("/").rsplit("/", 1)[0]
     database_url = f"{postgres}/bench_holds_{uuid.uuid4().hex[:8]}".replace(
@@ -1029,7 +1461,13 @@ async def run(args: argparse.Namespace) -> str:
                 broker.bootstrap,
                 {
                     topic.name: topic.partitions
-                    for topic in (HOLD_CREATED, HOLD_RELEASED, HOLD_EXPIRED, AVAILABILITY_CHANGED)
+                    for topic in (
+                        HOLD_CREATED,
+                        HOLD_RELEASED,
+                        HOLD_EXPIRED,
+                        AVAILABILITY_CHANGED,
+                        HOLD_REQUESTED,
+                    )
                 },
             )
             hot = [await bench.publish(100)]
@@ -1085,6 +1523,11 @@ async def run(args: argparse.Namespace) -> str:
                     env.get("INVENTORY_SWEEP_INTERVAL_SECONDS")
                     or InventorySettings().sweep_interval_seconds
                 )
+                try:
+                    modes = await section_modes(bench, env, logs, processes)
+                except Exception as error:  # the other sections' figures still print
+                    progress(f"modes: failed: {error!r}")
+                    modes = {"error": repr(error)}
     finally:
         for process in reversed(processes):
             stop_process(process)
@@ -1144,15 +1587,14 @@ async def run(args: argparse.Namespace) -> str:
     for line in rebuild:
         console.print("   " + line)
     console.print()
-    if importlib.util.find_spec("marquee_inventory.queue") is None:
-        why = "high-demand mode (queued holds) is not implemented yet"
+    if "error" in modes:
+        console.print(
+            f"[bold]6. direct vs high-demand mode[/bold]: failed: {modes['error']} "
+            f"(the consumer's log: {logs / 'consumer.log'})",
+            markup=False,
+        )
     else:
-        why = "this checkout has a high-demand queue (marquee_inventory.queue) this bench "
-        why += "does not drive yet"
-    console.print(
-        f"[bold]6. direct vs high-demand mode[/bold]: not measured: {why}. Every hold above "
-        "is a direct hold (the events are published with high_demand=False)."
-    )
+        print_modes(args, modes)
     console.print(f"\n(total {time.monotonic() - STARTED:.0f} s; server logs in {logs})")
     return (
         f"RESULT holds_per_s={throughput['holds_rate']:.0f} "
@@ -1178,6 +1620,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--expiry-holds", type=int, default=2000)
     parser.add_argument("--poll-interval", type=float, default=0.005)
     parser.add_argument("--rebuilds", type=int, default=3)
+    parser.add_argument("--mode-seats", type=int, default=2000, help="section 6: seats per event")
+    parser.add_argument("--mode-hot", type=int, default=300, help="section 6: seats fans want")
+    parser.add_argument("--mode-fans", type=int, default=1500, help="section 6: requests")
+    parser.add_argument("--mode-concurrency", type=int, default=128, help="section 6: in flight")
+    parser.add_argument("--mode-drain-seconds", type=float, default=60.0)
     parser.add_argument(
         "--server-env",
         action="append",

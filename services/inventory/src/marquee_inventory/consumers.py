@@ -154,7 +154,7 @@ def build_consumer(
         clock=clock,
         seat_maps=SeatMaps(database),
     )
-    renamed = topic_names or {}
+    renamed = {HOLD_REQUESTED.name: settings.hold_requests_topic, **(topic_names or {})}
     return ConsumerRunner(
         group=group,
         bootstrap=settings.kafka_bootstrap,

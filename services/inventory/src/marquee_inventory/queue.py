@@ -12,7 +12,9 @@ reads it at ``GET …/hold-requests/{id}`` too.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import secrets
 import uuid
@@ -33,7 +35,7 @@ from marquee_inventory.store import HoldStore
 from marquee_platform.clock import Clock
 from marquee_platform.db import Database
 from marquee_platform.deps import outbox_source
-from marquee_platform.errors import DomainError
+from marquee_platform.errors import DomainError, Unavailable
 from marquee_platform.kafka import publish
 from marquee_platform.problems import status_for
 from marquee_platform.realtime import publish as publish_realtime
@@ -53,14 +55,27 @@ def request_key(event_id: uuid.UUID, request_id: str) -> str:
 async def enqueue_hold(
     request: HoldRequest, *, store: HoldStore, producer: Any, clock: Clock, topic: str | None = None
 ) -> str:
-    """Record the request as pending and append it to the event's queue; its id."""
-    request_id = new_request_id()
+    """Record the request as pending and append it to the event's queue; its id.
+
+    With an Idempotency-Key the id is derived from it, so a retry finds the request it
+    already queued (and is not queued twice)."""
+    if request.idempotency_key:
+        digest = hashlib.sha256(
+            f"{request.event_id}\n{request.user_id}\n{request.idempotency_key}".encode()
+        ).digest()
+        request_id = "hrq_" + base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+    else:
+        request_id = new_request_id()
     now = clock()
-    await store.redis.hset(
-        request_key(request.event_id, request_id),
-        mapping={"user": request.user_id, "status": "pending", "requested_at": now.isoformat()},
-    )
-    await store.redis.expire(request_key(request.event_id, request_id), REQUEST_TTL_SECONDS)
+    key = request_key(request.event_id, request_id)
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.hsetnx(key, "user", request.user_id)
+        pipe.hsetnx(key, "status", "pending")
+        pipe.hsetnx(key, "requested_at", now.isoformat())
+        pipe.expire(key, REQUEST_TTL_SECONDS, nx=True)
+        first, *_ = await pipe.execute()
+    if not first:
+        return request_id  # queued before: the retry gets the same request
     message = HoldRequested(
         request_id=request_id,
         event_id=request.event_id,
@@ -87,7 +102,14 @@ async def enqueue_hold(
         source=outbox_source("inventory"),
         subject=str(request.event_id),
     )
-    await publish(producer, topic or HOLD_REQUESTED.name, envelope, key=str(request.event_id))
+    try:
+        await publish(producer, topic or HOLD_REQUESTED.name, envelope, key=str(request.event_id))
+    except Exception as error:
+        await store.redis.delete(key)  # never a "pending" that nothing will decide
+        raise Unavailable(
+            "The queue for this event is not reachable right now; try again in a moment.",
+            code="queue-unavailable",
+        ) from error
     return request_id
 
 

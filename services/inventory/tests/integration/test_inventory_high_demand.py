@@ -83,3 +83,28 @@ async def test_requests_are_queued_and_applied_in_arrival_order(
     assert outcomes[1]["problem"]["status"] == 409
     assert outcomes[1]["problem"]["code"] == "places-unavailable"
     assert (await api.availability(event.event_id))["seats"][seat_id(0, 0, 1)] == "held"
+
+
+async def test_a_retried_queued_request_is_the_same_request(
+    inventory_settings: InventorySettings,
+    catalog: Catalog,
+    people: People,
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+    client: httpx.AsyncClient,
+) -> None:
+    topic = f"test.{unique_name('hold-requested')}.v1"
+    inventory_settings.hold_requests_topic = topic
+    await ensure_topics(kafka_bootstrap, {topic: 1})
+    event = await catalog.publish(published_event(rows=1, seats_per_row=3, high_demand=True))
+    path = f"/api/v1/inventory/events/{event.event_id}/holds"
+    headers = {**people.customer("fan-1"), "Idempotency-Key": "queued-once"}
+    body = {"seats": [{"seat_id": seat_id(0, 0, 0)}]}
+    first = await client.post(path, json=body, headers=headers)
+    again = await client.post(path, json=body, headers=headers)
+    other_fan = await client.post(
+        path, json=body, headers={**people.customer("fan-2"), "Idempotency-Key": "queued-once"}
+    )
+    assert (first.status_code, again.status_code, other_fan.status_code) == (202, 202, 202)
+    assert first.json()["request_id"] == again.json()["request_id"]
+    assert other_fan.json()["request_id"] != first.json()["request_id"]
