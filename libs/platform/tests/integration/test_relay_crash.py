@@ -1,7 +1,8 @@
 """The relay survives SIGKILL at any instant: nothing is lost, per-key order holds.
 
 10,000 outbox rows are committed in transactions of 100 while the relay runs as a
-subprocess; when about half are on the topic the relay is SIGKILLed, then restarted.
+subprocess; when half are on the topic — and the writer, held at 7,000, is provably still
+writing — the relay is SIGKILLed, the writer finishes, and the relay is restarted.
 Every event must arrive; duplicates are allowed (and reported), and among first
 deliveries each key's events keep their commit order.
 """
@@ -47,12 +48,29 @@ async def require_logical_replication(connection: asyncpg.Connection) -> None:
         )
 
 
-async def insert_paced(connection: asyncpg.Connection, rows: list[OutboxRow]) -> None:
-    """Commit ``rows`` in transactions of PER_TRANSACTION, a little apart, so the relay is
-    streaming (not catching up on a finished backlog) when it is killed."""
-    for start in range(0, len(rows), PER_TRANSACTION):
-        await insert_rows(connection, rows[start : start + PER_TRANSACTION])
-        await asyncio.sleep(0.02)  # pacing the writer, not waiting for a condition
+WRITTEN_BEFORE_THE_KILL = 7_000
+"""The writer stops here until the relay was killed, so the kill always lands while rows
+are still being written (and with half of them on the topic: 5,000 < 7,000)."""
+
+
+class PacedWriter:
+    """Commits rows in transactions of PER_TRANSACTION, a little apart, so the relay is
+    streaming (not catching up on a finished backlog); holds at WRITTEN_BEFORE_THE_KILL
+    until ``resume`` is set."""
+
+    def __init__(self, connection: asyncpg.Connection, rows: list[OutboxRow]) -> None:
+        self.connection = connection
+        self.rows = rows
+        self.written = 0
+        self.resume = asyncio.Event()
+
+    async def run(self) -> None:
+        for start in range(0, len(self.rows), PER_TRANSACTION):
+            if start == WRITTEN_BEFORE_THE_KILL:
+                await self.resume.wait()
+            await insert_rows(self.connection, self.rows[start : start + PER_TRANSACTION])
+            self.written = start + PER_TRANSACTION
+            await asyncio.sleep(0.02)  # pacing the writer, not waiting for a condition
 
 
 @pytest.mark.parametrize("mode", ["cdc", "polling"])
@@ -86,10 +104,18 @@ async def test_sigkill_mid_stream_loses_nothing(
                     timeout=20,
                     message=lambda: f"the relay's slot to be active; log:\n{relay.log()}",
                 )
-            inserting = asyncio.create_task(insert_paced(connection, rows))
+            writer = PacedWriter(connection, rows)
+            inserting = asyncio.create_task(writer.run())
             await reader.wait_for_count(ROWS // 2, timeout=30)
             relay.kill()
             on_topic_at_kill = len(reader.event_ids())
+            written_at_kill = writer.written
+            # Mid-stream, provably: the writer was still writing and not all it had written
+            # was on the topic yet.
+            assert not inserting.done()
+            assert on_topic_at_kill < ROWS
+            assert written_at_kill <= WRITTEN_BEFORE_THE_KILL < ROWS
+            writer.resume.set()
             await inserting
             restarted = RelayProcess([url], [name], kafka_bootstrap, log, mode=mode).start()
             await reader.wait_for_ids(sequence, timeout=40)
@@ -111,6 +137,13 @@ async def test_sigkill_mid_stream_loses_nothing(
     )
     assert not missing
     assert set(counts) == set(sequence), "messages that were never in the outbox"
+    # Rows committed after the kill can only have come from the restarted relay.
+    after_the_kill = {row.event_id for row in rows[written_at_kill:]}
+    assert after_the_kill
+    assert after_the_kill <= set(counts)
+    # A restart re-sends at most what was committed before the kill and not yet
+    # confirmed: never more than everything written before it.
+    assert duplicates <= written_at_kill, f"{duplicates} duplicates, {written_at_kill} rows"
 
     first_order: dict[bytes | None, list[int]] = defaultdict(list)
     seen: set[str] = set()
