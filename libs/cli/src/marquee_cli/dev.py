@@ -34,6 +34,7 @@ from marquee_cli.infra import (
     choose,
     load_dev_state,
     relay_database_url,
+    relay_name,
     service_database_url,
     stop_leftovers,
     wal_level,
@@ -274,7 +275,7 @@ class _Dev:
             relay_argv = [python, "-m", "marquee_platform.relay"]
             for spec in with_database:
                 relay_url = relay_database_url(urls[Piece.POSTGRES], spec.name)
-                relay_argv += ["--database-url", relay_url, "--name", spec.name]
+                relay_argv += ["--database-url", relay_url, "--name", relay_name(spec.name)]
             relay_argv += ["--kafka-bootstrap", urls[Piece.KAFKA]]
             relay_argv += ["--log-format", "json" if logs_as_json(env) else "text"]
             relay_argv += ["--metrics-port", str(WORKER_METRICS_PORT + self.options.port_offset)]

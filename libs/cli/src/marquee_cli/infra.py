@@ -131,8 +131,23 @@ def require(piece: Piece, given: str | None, state_dir: Path) -> str:
 # --- Databases ---------------------------------------------------------------------------
 
 
+DATABASE_PREFIX_ENV = "MARQUEE_DATABASE_PREFIX"
+"""Names every service database ``<prefix>_<service>`` (default ``marquee``): tests run
+``marquee dev`` under a prefix of their own so they never migrate a developer's
+databases (or trip over a history another checkout migrated them to)."""
+
+
 def database_name(service: str) -> str:
-    return f"marquee_{service}"
+    prefix = os.environ.get(DATABASE_PREFIX_ENV) or "marquee"
+    return f"{prefix}_{service}"
+
+
+def relay_name(service: str) -> str:
+    """The relay's name for a service's database (its replication slot is
+    ``marquee_outbox_<name>``, one per cluster): the service, or under a database prefix
+    the database's own name, so two prefixes never claim one slot."""
+    prefix = os.environ.get(DATABASE_PREFIX_ENV)
+    return database_name(service) if prefix and prefix != "marquee" else service
 
 
 def service_database_url(postgres_url: str, service: str) -> str:

@@ -15,15 +15,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
 import httpx
 import psutil
+import pytest
 
-from marquee_cli.infra import KAFKA_ENV, ProcessRecord, database_name
+from marquee_cli.infra import DATABASE_PREFIX_ENV, KAFKA_ENV, ProcessRecord, database_name
 from marquee_platform.db import to_libpq_dsn
+from marquee_platform.migrations import drop_database
 from marquee_platform.service import discover_services
+from marquee_testing.fixtures import database_url_for
 from marquee_testing.localinfra import die_with_parent, port_open
 
 HEALTHY_WITHIN = 90.0
@@ -89,10 +93,13 @@ async def existing_databases(postgres_url: str) -> set[str]:
 
 
 async def test_dev_runs_every_service_and_stops_cleanly_on_sigint(
-    tmp_path: Path, postgres_url: str, redis_url: str
+    tmp_path: Path, postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     specs = discover_services()
     offset = free_offset([spec.dev_port for spec in specs.values()])
+    # Databases of this test's own: never a developer's marquee_<service> databases.
+    prefix = f"devtest_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(DATABASE_PREFIX_ENV, prefix)
     env = {key: value for key, value in os.environ.items() if key != KAFKA_ENV}
     output = tmp_path / "dev.out"
     command = [
@@ -163,6 +170,9 @@ async def test_dev_runs_every_service_and_stops_cleanly_on_sigint(
     assert not any(port_open("127.0.0.1", port) for port in [*others.values(), gateway_port])
     databases = await existing_databases(postgres_url)
     wanted = {database_name(name) for name, spec in specs.items() if spec.has_database}
+    for name in wanted & databases:
+        await drop_database(database_url_for(postgres_url, name))
+    assert all(name.startswith(f"{prefix}_") for name in wanted)
     assert wanted <= databases, f"missing databases: {wanted - databases}"
     assert (tmp_path / "state" / "logs" / "auth.log").stat().st_size > 0
     assert not (tmp_path / "state" / "dev.json").exists()
