@@ -34,6 +34,10 @@ from marquee_testing.localinfra import free_port, stop_process, wait_for_port
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway bench account
 
 
+FIGURES = Path(__file__).resolve().parent.parent / ".marquee" / "bench-gateway.json"
+"""The request figures, for the streams bench's RESULT line (make bench-gateway)."""
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -179,6 +183,21 @@ async def main(args: argparse.Namespace) -> None:
             f" {g50 / d50:8.2f}x"
         )
     print(f"\n({args.requests} interleaved requests per path; logs in {logs})")
+    # make bench-gateway ends with the streams bench; it prints one RESULT line for both.
+    added = [
+        (g - d) * 1000 for _, direct, through in rows for d, g in zip(direct, through, strict=True)
+    ]
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    FIGURES.write_text(
+        json.dumps(
+            {
+                "logins_per_s": round(direct_rate, 1),
+                "gateway_logins_per_s": round(gateway_rate, 1),
+                "added_p50_ms": round(statistics.median(added), 2),
+                "added_p99_ms": round(percentile(added, 0.99), 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -246,6 +246,9 @@ async def run(args: argparse.Namespace, redis_url: str, result: Result) -> None:
             await redis.aclose()
 
 
+REQUEST_FIGURES = Path(__file__).resolve().parent.parent / ".marquee" / "bench-gateway.json"
+
+
 def report(result: Result) -> None:
     mib = 1024 * 1024
     per_stream_kib = (result.rss_open - result.rss_idle) / result.streams / 1024
@@ -272,6 +275,15 @@ def report(result: Result) -> None:
     print()
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    # make bench-gateway runs gateway_bench.py first: its figures join this one line.
+    figures: dict[str, float] = {}
+    if REQUEST_FIGURES.exists():
+        figures = json.loads(REQUEST_FIGURES.read_text())
+    figures |= {
+        "stream_kib": round(per_stream_kib, 1),
+        "fanout_p99_ms": round(result.percentile(0.99), 1),
+    }
+    print("RESULT " + " ".join(f"{key}={value}" for key, value in figures.items()))
 
 
 def main() -> None:

@@ -237,6 +237,12 @@ async def main(args: argparse.Namespace) -> int:
             broker.stop()
     print_table(results)
     print(f"\n(total {time.monotonic() - started:.0f}s; relay logs in {work})")
+    figures = " ".join(
+        f"{r.mode}_rows_per_s={r.stream_rate:.0f} {r.mode}_lag_p50_ms={r.percentile(0.5):.1f} "
+        f"{r.mode}_lag_p99_ms={r.percentile(0.99):.1f} {r.mode}_duplicates={r.duplicates}"
+        for r in results
+    )
+    print(f"RESULT {figures}")
     return 0
 
 

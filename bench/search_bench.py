@@ -542,6 +542,10 @@ async def main() -> None:
         if broker is not None:
             broker.stop()
         await drop_database(database_url)
+    print(
+        f"RESULT p50_ms={statistics.median(every):.1f} p99_ms={percentile(every, 0.99):.1f} "
+        f"cdc_p99_ms={percentile(lags, 0.99):.1f}"
+    )
 
 
 if __name__ == "__main__":
