@@ -7,6 +7,7 @@ then sells them in PostgreSQL under the unique constraint, and answers on the ou
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -19,8 +20,6 @@ from marquee_contracts.catalog import EventCancelled, EventChanged, EventPublish
 from marquee_contracts.inventory import (
     SALE_CONFIRMED,
     SALE_REJECTED,
-    HeldQuantity,
-    HeldSeat,
     SaleConfirmed,
     SaleRejected,
 )
@@ -37,7 +36,7 @@ from marquee_inventory.domain import (
 )
 from marquee_inventory.models import InventoryEvent, InventoryTicketType, Sale
 from marquee_inventory.repository import EventRepository, SaleRepository, SeatRepository
-from marquee_inventory.store import HeldPlaces, HoldStore, StateMissing, to_ms
+from marquee_inventory.store import HeldPlaces, HoldStore, QueueRequired, StateMissing, to_ms
 from marquee_platform.clock import Clock
 from marquee_platform.db import Database, after_commit
 from marquee_platform.errors import Conflict, NotFound
@@ -392,8 +391,6 @@ class HoldRequest:
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key was sent with (best-available: the ask, not the seats)."""
-        import hashlib
-
         text = repr(
             (
                 sorted((seat, str(tt)) for seat, tt in self.seats),
@@ -464,6 +461,9 @@ async def _place_hold(
         )
         if replayed is not None:
             return HoldResult(replayed, None)
+    if not request.queued and await store.takes_holds_through_queue(request.event_id):
+        # Before reading the whole seat map: the queue will place this request.
+        raise QueueRequired(request.event_id)
     seat_map = await seat_maps.get(request.event_id)
     free = await _free_seats(store, request.event_id)
     last_error: PlacesUnavailable | None = None
@@ -617,28 +617,13 @@ async def confirm_sale(
             message, sales, outbox, now, "places-taken", "The places were sold meanwhile."
         )
     await savepoint.commit()
-    sales.add(
-        Sale(
-            order_id=message.order_id,
-            hold_id=message.hold_id,
-            event_id=message.event_id,
-            user_id=message.user_id,
-            outcome="confirmed",
-            general_admission=[[str(tt), quantity] for tt, quantity in quantities],
-            decided_at=now,
-        )
-    )
+    _record_decision(message, sales, "confirmed", now, general_admission=quantities)
     await outbox.add(
         SALE_CONFIRMED.name,
         SaleConfirmed(
-            order_id=message.order_id,
-            hold_id=message.hold_id,
-            event_id=message.event_id,
-            user_id=message.user_id,
-            seats=[HeldSeat(seat_id=seat, ticket_type_id=tt) for seat, tt in seat_list],
-            general_admission=[
-                HeldQuantity(ticket_type_id=tt, quantity=quantity) for tt, quantity in quantities
-            ],
+            **_order_of(message),
+            seats=message.seats,
+            general_admission=message.general_admission,
             confirmed_at=now,
         ),
         key=message.event_id,
@@ -650,6 +635,34 @@ async def _reload(event_id: uuid.UUID, *, database: Database, store: HoldStore) 
     await rebuild_event(event_id, database=database, store=store, force=True)
 
 
+def _order_of(message: OrderPaid) -> dict[str, Any]:
+    """The fields every sale answer repeats from the paid order."""
+    return {
+        "order_id": message.order_id,
+        "hold_id": message.hold_id,
+        "event_id": message.event_id,
+        "user_id": message.user_id,
+    }
+
+
+def _record_decision(
+    message: OrderPaid,
+    sales: SaleRepository,
+    outcome: str,
+    now: datetime,
+    *,
+    general_admission: Sequence[tuple[uuid.UUID, int]] = (),
+) -> None:
+    sales.add(
+        Sale(
+            **_order_of(message),
+            outcome=outcome,
+            general_admission=[[str(tt), quantity] for tt, quantity in general_admission],
+            decided_at=now,
+        )
+    )
+
+
 async def _reject(
     message: OrderPaid,
     sales: SaleRepository,
@@ -658,28 +671,10 @@ async def _reject(
     reason: str,
     detail: str,
 ) -> str:
-    sales.add(
-        Sale(
-            order_id=message.order_id,
-            hold_id=message.hold_id,
-            event_id=message.event_id,
-            user_id=message.user_id,
-            outcome="rejected",
-            general_admission=[],
-            decided_at=now,
-        )
-    )
+    _record_decision(message, sales, "rejected", now)
     await outbox.add(
         SALE_REJECTED.name,
-        SaleRejected(
-            order_id=message.order_id,
-            hold_id=message.hold_id,
-            event_id=message.event_id,
-            user_id=message.user_id,
-            reason=reason,
-            detail=detail,
-            rejected_at=now,
-        ),
+        SaleRejected(**_order_of(message), reason=reason, detail=detail, rejected_at=now),
         key=message.event_id,
     )
     return "rejected"

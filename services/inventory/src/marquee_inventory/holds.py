@@ -101,6 +101,13 @@ class EventKeys:
     def all_static(self) -> list[str]:
         return [self.meta, self.seats, self.seatcat, self.cattt, self.tt, self.ga]
 
+    def for_script(self, script: LuaScript, **special: str) -> dict[str, str]:
+        """The keys ``script`` declares, by name: this event's key of that name (``meta``,
+        ``seats`` …) unless given in ``special`` (``hold=keys.hold(hold_id)``)."""
+        return {
+            name: special[name] if name in special else getattr(self, name) for name in script.keys
+        }
+
 
 # Shared Lua: releasing one hold (used by release and expire). Puts each seat back to
 # available only if this hold still has it, returns its places, forgets the hold.
@@ -527,19 +534,12 @@ def hold_keys(
     keys: EventKeys, hold_id: str, user_id: str, idempotency_key: str | None
 ) -> dict[str, str]:
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32] if idempotency_key else "-"
-    return {
-        "idempotency": keys.key("idem", user_id, digest),
-        "meta": keys.meta,
-        "seats": keys.seats,
-        "seatcat": keys.seatcat,
-        "cattt": keys.cattt,
-        "tt": keys.tt,
-        "ga": keys.ga,
-        "hold": keys.hold(hold_id),
-        "deadlines": keys.deadlines,
-        "user": keys.user(user_id),
-        "log": keys.log,
-    }
+    return keys.for_script(
+        HOLD,
+        hold=keys.hold(hold_id),
+        user=keys.user(user_id),
+        idempotency=keys.key("idem", user_id, digest),
+    )
 
 
 def seat_pairs(seats: Sequence[tuple[str, uuid.UUID | None]]) -> str:

@@ -223,12 +223,7 @@ class HoldStore:
         result = reply(
             await holds.RELEASE.run(
                 self.redis,
-                meta=keys.meta,
-                seats=keys.seats,
-                ga=keys.ga,
-                hold=keys.hold(hold_id),
-                deadlines=keys.deadlines,
-                log=keys.log,
+                **keys.for_script(holds.RELEASE, hold=keys.hold(hold_id)),
                 hold_id=hold_id,
                 user_id=user_id or "",
                 now_ms=to_ms(now),
@@ -248,11 +243,7 @@ class HoldStore:
         result = reply(
             await holds.EXPIRE_DUE.run(
                 self.redis,
-                meta=keys.meta,
-                seats=keys.seats,
-                ga=keys.ga,
-                deadlines=keys.deadlines,
-                log=keys.log,
+                **keys.for_script(holds.EXPIRE_DUE),
                 now_ms=to_ms(now),
                 limit=limit,
                 hold_prefix=keys.hold(""),
@@ -302,14 +293,7 @@ class HoldStore:
         result = reply(
             await holds.CLAIM_SALE.run(
                 self.redis,
-                meta=keys.meta,
-                seats=keys.seats,
-                ga=keys.ga,
-                tt=keys.tt,
-                hold=keys.hold(hold_id),
-                deadlines=keys.deadlines,
-                claimed=keys.claimed,
-                log=keys.log,
+                **keys.for_script(holds.CLAIM_SALE, hold=keys.hold(hold_id)),
                 hold_id=hold_id,
                 order_id=str(order_id),
                 user_id=user_id,
@@ -341,9 +325,7 @@ class HoldStore:
         result = reply(
             await holds.RETURN_PLACE.run(
                 self.redis,
-                meta=keys.meta,
-                seats=keys.seats,
-                ga=keys.ga,
+                **keys.for_script(holds.RETURN_PLACE),
                 seat_id=seat_id or "",
                 ticket_type_id=str(ticket_type_id),
                 sold_ref=str(order_id),
@@ -370,9 +352,7 @@ class HoldStore:
         result = reply(
             await holds.SET_META.run(
                 self.redis,
-                meta=keys.meta,
-                tt=keys.tt,
-                cattt=keys.cattt,
+                **keys.for_script(holds.SET_META),
                 version=version,
                 status=status,
                 ttl_ms=ttl_ms,
@@ -405,14 +385,7 @@ class HoldStore:
         result = reply(
             await holds.INSTALL.run(
                 self.redis,
-                meta=keys.meta,
-                seats=keys.seats,
-                seatcat=keys.seatcat,
-                cattt=keys.cattt,
-                tt=keys.tt,
-                ga=keys.ga,
-                deadlines=keys.deadlines,
-                claimed=keys.claimed,
+                **keys.for_script(holds.INSTALL),
                 force="1" if force else "0",
                 version=version,
                 status=status,
@@ -428,6 +401,13 @@ class HoldStore:
             )
         )
         return bool(result[0] == "installed")
+
+    async def takes_holds_through_queue(self, event_id: uuid.UUID) -> bool:
+        """High-demand mode (the hold script would answer ``queue``)."""
+        mode = await self.redis.hget(EventKeys.of(event_id).meta, "mode")
+        if mode is None:
+            raise StateMissing(event_id)
+        return _text(mode) == "queued"
 
     async def loaded_version(self, event_id: uuid.UUID) -> int | None:
         """The catalog version the event's Redis state reflects; None if not loaded."""
