@@ -36,7 +36,14 @@ from marquee_inventory.domain import (
 )
 from marquee_inventory.models import InventoryEvent, InventoryTicketType, Sale
 from marquee_inventory.repository import EventRepository, SaleRepository, SeatRepository
-from marquee_inventory.store import HeldPlaces, HoldStore, QueueRequired, StateMissing, to_ms
+from marquee_inventory.store import (
+    HeldPlaces,
+    HoldStore,
+    QueueRequired,
+    RedisConfig,
+    StateMissing,
+    to_ms,
+)
 from marquee_platform.clock import Clock
 from marquee_platform.db import Database, after_commit
 from marquee_platform.errors import Conflict, NotFound
@@ -230,20 +237,6 @@ async def _apply_ticket_types(
 # ---- Redis from PostgreSQL -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RedisConfig:
-    """An event's settings as the hold scripts read them."""
-
-    version: int
-    status: str
-    ttl_ms: int
-    max_total: int
-    mode: str
-    """``direct`` (holds race for places) or ``queued`` (high demand: first come, first served)."""
-    ticket_types: dict[str, dict[str, Any]]
-    categories: dict[str, str]
-
-
 def redis_config(event: InventoryEvent, ticket_types: Sequence[InventoryTicketType]) -> RedisConfig:
     types: dict[str, dict[str, Any]] = {}
     categories: dict[str, str] = {}
@@ -287,16 +280,7 @@ async def push_config(event_id: uuid.UUID, *, database: Database, store: HoldSto
         if event is None or not event.seating_loaded:
             return
         config = redis_config(event, await events.ticket_types(event_id))
-    applied = await store.set_meta(
-        event_id,
-        version=config.version,
-        status=config.status,
-        ttl_ms=config.ttl_ms,
-        max_total=config.max_total,
-        mode=config.mode,
-        ticket_types=config.ticket_types,
-        categories=config.categories,
-    )
+    applied = await store.set_meta(event_id, config=config)
     if not applied:
         await rebuild_event(event_id, database=database, store=store, force=False)
 
@@ -319,13 +303,7 @@ async def rebuild_event(
     installed = await store.install(
         event_id,
         force=force,
-        version=config.version,
-        status=config.status,
-        ttl_ms=config.ttl_ms,
-        max_total=config.max_total,
-        mode=config.mode,
-        ticket_types=config.ticket_types,
-        categories=config.categories,
+        config=config,
         seats=seat_states,
         sold_general_admission={
             str(tt.ticket_type_id): tt.sold for tt in ticket_types if tt.capacity is not None

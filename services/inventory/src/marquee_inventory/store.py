@@ -76,6 +76,32 @@ class Availability:
         return sum(1 for state in self.seats.values() if state is SeatState.AVAILABLE)
 
 
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """An event's settings as the hold scripts read them."""
+
+    version: int
+    status: str
+    ttl_ms: int
+    max_total: int
+    mode: str
+    """``direct`` (holds race for places) or ``queued`` (high demand: first come, first served)."""
+    ticket_types: dict[str, dict[str, Any]]
+    categories: dict[str, str]
+
+    def script_args(self) -> dict[str, Any]:
+        """The arguments SET_META and INSTALL both take, by name."""
+        return {
+            "version": self.version,
+            "status": self.status,
+            "ttl_ms": self.ttl_ms,
+            "max_total": self.max_total,
+            "mode": self.mode,
+            "types_json": holds.as_json(self.ticket_types),
+            "categories_json": holds.as_json(self.categories),
+        }
+
+
 def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -335,31 +361,12 @@ class HoldStore:
             raise StateMissing(event_id)
         return bool(int(result[1]))
 
-    async def set_meta(
-        self,
-        event_id: uuid.UUID,
-        *,
-        version: int,
-        status: str,
-        ttl_ms: int,
-        max_total: int,
-        mode: str,
-        ticket_types: Mapping[str, Mapping[str, Any]],
-        categories: Mapping[str, str],
-    ) -> bool:
+    async def set_meta(self, event_id: uuid.UUID, *, config: RedisConfig) -> bool:
         """Apply a catalog change in place; False if the state is not loaded."""
         keys = EventKeys.of(event_id)
         result = reply(
             await holds.SET_META.run(
-                self.redis,
-                **keys.for_script(holds.SET_META),
-                version=version,
-                status=status,
-                ttl_ms=ttl_ms,
-                max_total=max_total,
-                mode=mode,
-                types_json=holds.as_json(ticket_types),
-                categories_json=holds.as_json(categories),
+                self.redis, **keys.for_script(holds.SET_META), **config.script_args()
             )
         )
         return bool(result[0] == "ok")
@@ -369,13 +376,7 @@ class HoldStore:
         event_id: uuid.UUID,
         *,
         force: bool,
-        version: int,
-        status: str,
-        ttl_ms: int,
-        max_total: int,
-        mode: str,
-        ticket_types: Mapping[str, Mapping[str, Any]],
-        categories: Mapping[str, str],
+        config: RedisConfig,
         seats: Sequence[tuple[str, str, str | None]],
         sold_general_admission: Mapping[str, int],
         claimed: Mapping[str, str],
@@ -386,14 +387,8 @@ class HoldStore:
             await holds.INSTALL.run(
                 self.redis,
                 **keys.for_script(holds.INSTALL),
+                **config.script_args(),
                 force="1" if force else "0",
-                version=version,
-                status=status,
-                ttl_ms=ttl_ms,
-                max_total=max_total,
-                mode=mode,
-                types_json=holds.as_json(ticket_types),
-                categories_json=holds.as_json(categories),
                 sold_ga_json=holds.as_json(sold_general_admission),
                 claimed_json=holds.as_json(claimed),
                 hold_prefix=keys.hold(""),
