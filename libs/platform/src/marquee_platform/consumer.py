@@ -210,6 +210,21 @@ class ConsumerRunner:
             headers=headers,
         )
 
+    async def apply(self, event: CloudEvent, *, topic: str) -> bool:
+        """Apply one event as if it had been consumed from ``topic``: the handler and the
+        inbox row in one transaction, so it applies at most once (False if it had been).
+        For replaying a dead letter by hand, and for tests that carry outbox rows to
+        consumers without a broker in between."""
+        delivery = Delivery(
+            event=event,
+            data=self.registry.parse_data(event),
+            topic=topic,
+            partition=-1,
+            offset=-1,
+            headers={},
+        )
+        return await self._apply_once(delivery)
+
     async def _apply_once(self, delivery: Delivery) -> bool:
         """Apply the handler and record the event id in one transaction; False if seen."""
         handler = self.handlers[delivery.topic]

@@ -1,0 +1,51 @@
+"""The configured payment provider, for the app and the consumer alike."""
+
+from __future__ import annotations
+
+import httpx
+
+from marquee_payments.providers.base import PaymentProvider
+from marquee_payments.settings import PaymentsSettings
+from marquee_payments.simulator import SimulatedProvider
+from marquee_platform.clock import Clock, utc_now
+from marquee_platform.db import Database
+
+DEV_PORT = 8006
+
+
+def build_provider(
+    settings: PaymentsSettings,
+    database: Database,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock = utc_now,
+) -> PaymentProvider:
+    if settings.provider == "stripe":
+        from marquee_payments.providers.stripe_adapter import StripeProvider
+
+        if settings.stripe_api_key is None or not settings.stripe_webhook_secrets:
+            raise ValueError(
+                "PAYMENTS_PROVIDER=stripe needs PAYMENTS_STRIPE_API_KEY and "
+                "PAYMENTS_STRIPE_WEBHOOK_SECRETS (the endpoint's whsec_… secret)"
+            )
+        return StripeProvider(
+            settings.stripe_api_key.get_secret_value(),
+            [secret.get_secret_value() for secret in settings.stripe_webhook_secrets],
+            api_base=settings.stripe_api_base,
+            webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
+        )
+    return SimulatedProvider(
+        database,
+        webhook_secret=settings.simulator_webhook_secret.get_secret_value(),
+        webhook_url=settings.simulator_webhook_url
+        or f"http://127.0.0.1:{DEV_PORT}/api/v1/payments/webhooks/simulated",
+        transport=transport,
+        clock=clock,
+        tolerance_seconds=settings.webhook_tolerance_seconds,
+    )
+
+
+async def close_provider(provider: PaymentProvider) -> None:
+    close = getattr(provider, "aclose", None)
+    if close is not None:
+        await close()
