@@ -28,6 +28,15 @@ class InvalidInput(DomainError):
     title = "The request is not valid"
 
 
+class BadRequest(InvalidInput):
+    """The request cannot be taken at all, whatever its fields say: a webhook whose
+    signature does not verify (400, as Stripe expects), a body that is not what the
+    endpoint reads."""
+
+    code = "bad-request"
+    title = "Bad request"
+
+
 class NotFound(DomainError):
     code = "not-found"
     title = "Not found"

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marquee_platform.context import current_request_id
 from marquee_platform.errors import (
+    BadRequest,
     Conflict,
     DomainError,
     Gone,
@@ -34,6 +35,7 @@ PROBLEM_TYPE_BASE = "https://marquee.dev/problems/"
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (PayloadTooLarge, 413),
+    (BadRequest, 400),
     (InvalidInput, 422),
     (NotFound, 404),
     (PreconditionFailed, 412),

@@ -4,6 +4,7 @@
 - ``events.event-changed.v1`` / ``events.event-cancelled.v1`` → status, sale windows,
   caps, ticket types and capacities (a newer version only), applied to Redis in place;
 - ``booking.order-paid.v1`` → the hold's places sold, ``sale-confirmed`` or ``-rejected``;
+- ``booking.order-closed.v1`` → an unpaid order's hold is released at once;
 - ``booking.ticket-cancelled.v1`` → the ticket's place is sellable again;
 - ``inventory.hold-requested.v1`` → high-demand mode: one event's queued hold requests,
   applied first come, first served (its own topic, keyed by event id).
@@ -19,7 +20,14 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis_asyncio
 
-from marquee_contracts.booking import ORDER_PAID, TICKET_CANCELLED, OrderPaid, TicketCancelled
+from marquee_contracts.booking import (
+    ORDER_CLOSED,
+    ORDER_PAID,
+    TICKET_CANCELLED,
+    OrderClosed,
+    OrderPaid,
+    TicketCancelled,
+)
 from marquee_contracts.catalog import (
     EVENT_CANCELLED,
     EVENT_CHANGED,
@@ -47,6 +55,7 @@ CONSUMED_TOPICS = (
     EVENT_CHANGED.name,
     EVENT_CANCELLED.name,
     ORDER_PAID.name,
+    ORDER_CLOSED.name,
     TICKET_CANCELLED.name,
 )
 
@@ -99,6 +108,10 @@ class InventoryConsumers:
             clock=self.clock,
         )
 
+    async def on_order_closed(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, OrderClosed)
+        await handlers.release_for_closed_order(delivery.data, store=self.store, clock=self.clock)
+
     async def on_ticket_cancelled(self, delivery: Delivery, session: WriteSession) -> None:
         assert isinstance(delivery.data, TicketCancelled)
         await handlers.return_place(
@@ -128,6 +141,7 @@ class InventoryConsumers:
             EVENT_CHANGED.name: self.on_event_changed,
             EVENT_CANCELLED.name: self.on_event_cancelled,
             ORDER_PAID.name: self.on_order_paid,
+            ORDER_CLOSED.name: self.on_order_closed,
             TICKET_CANCELLED.name: self.on_ticket_cancelled,
         }
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from marquee_contracts.booking import OrderPaid, TicketCancelled
+from marquee_contracts.booking import OrderClosed, OrderPaid, TicketCancelled
 from marquee_contracts.catalog import EventCancelled, EventChanged, EventPublished
 from marquee_contracts.inventory import (
     SALE_CONFIRMED,
@@ -512,6 +512,17 @@ async def release_hold(
         await store.release(event_id, hold_id, user_id=None if is_admin else user_id, now=clock())
     except StateMissing:
         raise HoldNotFound(hold_id) from None  # a lost state lost its holds too
+
+
+async def release_for_closed_order(closed: OrderClosed, *, store: HoldStore, clock: Clock) -> bool:
+    """An unpaid order ended (its payment failed, its buyer cancelled it): its hold is
+    released now rather than at its deadline. Answers False when the hold had already
+    ended (expired, released, or its Redis state lost): nothing to do."""
+    try:
+        await store.release(closed.event_id, closed.hold_id, user_id=closed.user_id, now=clock())
+    except (HoldNotFound, StateMissing):
+        return False
+    return True
 
 
 # ---- sales -------------------------------------------------------------------------------------

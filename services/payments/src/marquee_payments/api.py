@@ -23,7 +23,7 @@ from marquee_payments.models import FraudDecision, KnownOrder, Payment
 from marquee_payments.providers.base import InvalidWebhook, PaymentProvider
 from marquee_payments.settings import PaymentsSettings
 from marquee_platform.deps import ClockDep, OutboxDep
-from marquee_platform.errors import InvalidInput, NotFound
+from marquee_platform.errors import BadRequest, NotFound
 from marquee_platform.forwarding import client_address, parse_networks
 from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
 from marquee_platform.idempotency import IdempotencyKey
@@ -200,7 +200,7 @@ async def receive_webhook(
     try:
         event = provider.parse_webhook(payload, stripe_signature)
     except InvalidWebhook as error:
-        raise InvalidInput(f"Webhook refused: {error.reason}.", code="invalid-webhook") from error
+        raise BadRequest(f"Webhook refused: {error.reason}.", code="invalid-webhook") from error
     outcome = await handlers.apply_provider_event(
         event,
         provider_name=provider.name,
