@@ -145,6 +145,7 @@ class Saga:
         answers what was carried."""
         carried: Mailbox = []
         for _ in range(rounds):
+            await self.provider.settle()
             await self.provider.deliver_due()
             batch = await self.collect()
             if not batch:

@@ -107,6 +107,24 @@ async def read_order(order: VisibleOrder, run: RunHandler) -> OrderRead:
     return OrderRead.of(order, await run.orders.lines(order.id))
 
 
+@orders.get("/api/v1/orders/{order_id}/tickets", response_model=list[TicketRead])
+async def order_tickets(
+    order: VisibleOrder,
+    run: RunHandler,
+    status: Annotated[Literal["valid", "revoked"] | None, Query()] = "valid",
+) -> list[TicketRead]:
+    """**Who may call:** the buyer, the event's organizer, admins. The order's tickets
+    (live ones unless ``status`` says otherwise); a ticket transferred away is shown to
+    the buyer as revoked, its replacement only to its new holder."""
+    found = await run.tickets.of_order(order.id)
+    return [
+        TicketRead.of(ticket)
+        for ticket in found
+        if (status is None or ticket.status == status)
+        and (ticket.holder_id == order.user_id or ticket.status != "valid")
+    ]
+
+
 @orders.post("/api/v1/orders/{order_id}/cancel", response_model=OrderRead)
 async def cancel_order(order: VisibleOrder, user: CurrentUser, run: RunHandler) -> OrderRead:
     """**Who may call:** the buyer, admins. Only an unpaid order; its hold is released."""
@@ -494,10 +512,9 @@ async def upload_offline_scans(
 async def scanner_kit(event: DoorEvent, run: RunHandler) -> ScannerKit:
     """**Who may call:** the event's organizer, its door staff, admins. What a device
     needs to scan offline: the event's public key and every revoked barcode."""
-    keys = barcodes.EventKeyPair(private_key=b"", public_key=event.public_key)
     return ScannerKit(
         event_id=event.event_id,
-        key_id=keys.key_id,
+        key_id=barcodes.public_key_id(event.public_key),
         public_key=barcodes.public_key_text(event.public_key),
         revoked=[
             RevokedBarcode(

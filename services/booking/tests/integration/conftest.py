@@ -17,7 +17,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def payments_overrides() -> dict[str, object]:
+    """Payments settings a test module changes (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
 async def saga(
+    payments_overrides: dict[str, object],
     make_database: DatabaseFactory,
     redis_url: str,
     kafka_bootstrap: str,
@@ -32,5 +39,6 @@ async def saga(
         token_issuer=token_issuer,
         unique_name=unique_name,
         clock=clock,
+        payments_overrides=payments_overrides,
     ) as running:
         yield running

@@ -453,6 +453,11 @@ class SimulatedProvider:
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
+    async def settle(self) -> None:
+        """Wait for the deliveries already on their way (tests: before looking)."""
+        while self._deliveries:
+            await asyncio.gather(*list(self._deliveries), return_exceptions=True)
+
     async def deliver_due(self) -> int:
         """POST every webhook that is due, signed now; answers how many were delivered.
         A failure is retried later with exponential backoff (at most an hour apart)."""
