@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as redis_asyncio
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -291,3 +292,32 @@ async def running_saga(
 
 def bodies(messages: Sequence[tuple[str, CloudEvent]], topic: str) -> list[dict[str, Any]]:
     return [dict(event.data or {}) for name, event in messages if name == topic]
+
+
+@pytest.fixture
+def payments_overrides() -> dict[str, Any]:
+    """Payments settings a test module changes (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+async def saga(
+    payments_overrides: dict[str, Any],
+    make_database: DatabaseFactory,
+    redis_url: str,
+    kafka_bootstrap: str,
+    token_issuer: TokenIssuer,
+    unique_name: Callable[[str], str],
+    clock: Clock,
+) -> AsyncIterator[Saga]:
+    """The saga on databases of this test's own (import it into a conftest)."""
+    async with running_saga(
+        make_database=make_database,
+        redis_url=redis_url,
+        kafka_bootstrap=kafka_bootstrap,
+        token_issuer=token_issuer,
+        unique_name=unique_name,
+        clock=clock,
+        payments_overrides=payments_overrides,
+    ) as running:
+        yield running

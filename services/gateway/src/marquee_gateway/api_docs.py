@@ -3,7 +3,9 @@
 Every service's ``/openapi.json`` is fetched (concurrently, over the pooled client) and
 merged with the gateway's own endpoints:
 
-- only the paths the gateway routes to the service are kept (``/api/v1/<service>/...``);
+- only the paths the gateway routes to the service are kept (``/api/v1/<service>/...``,
+  and the public paths :mod:`marquee_gateway.routes` sends it, like booking's
+  ``/api/v1/orders``), so every path appears once, under the service that answers it;
   operational endpoints (``/healthz``, ``/docs``, ...) stay private;
 - component names get the service's name as a prefix (``events_EventRead``) and every
   ``$ref`` (and discriminator mapping) is rewritten, so two services' ``Page`` or
@@ -32,6 +34,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from marquee_gateway.edge import STREAM_PATH
+from marquee_gateway.routes import DEFAULT_ROUTING, RoutingTable
 from marquee_gateway.settings import GatewaySettings
 
 OPENAPI_PATH = "/api/openapi.json"
@@ -52,6 +55,7 @@ def merge_openapi(
     unavailable: Mapping[str, str],
     *,
     version: str = "1",
+    routing: RoutingTable = DEFAULT_ROUTING,
 ) -> Document:
     """The public document from the gateway's own and each service's (pure function)."""
     merged: Document = {
@@ -74,17 +78,15 @@ def merge_openapi(
     }
     _add_document(merged, "gateway", gateway, lambda path: path in GATEWAY_PATHS)
     for name in sorted(services):
-        _add_document(merged, name, services[name], _routed_to(name))
+        _add_document(merged, name, services[name], _routed_to(name, routing))
     if not merged["components"]:
         del merged["components"]
     return merged
 
 
-def _routed_to(service: str) -> Callable[[str], bool]:
-    prefix = f"/api/v1/{service}/"
-
+def _routed_to(service: str, routing: RoutingTable) -> Callable[[str], bool]:
     def keep(path: str) -> bool:
-        return path.startswith(prefix)
+        return routing.service_for(path) == service
 
     return keep
 
@@ -211,9 +213,11 @@ class OpenApiAggregator:
         client: httpx.AsyncClient,
         settings: GatewaySettings,
         gateway_document: Callable[[], Mapping[str, Any]],
+        routing: RoutingTable = DEFAULT_ROUTING,
     ) -> None:
         self._client = client
         self._settings = settings
+        self._routing = routing
         self._gateway_document = gateway_document
         self._cached: Document | None = None
         self._expires_at = 0.0
@@ -238,7 +242,7 @@ class OpenApiAggregator:
                 services[name] = document
             else:
                 unavailable[name] = error or "unknown error"
-        return merge_openapi(self._gateway_document(), services, unavailable)
+        return merge_openapi(self._gateway_document(), services, unavailable, routing=self._routing)
 
     async def _fetch(self, name: str) -> tuple[Mapping[str, Any] | None, str | None]:
         url = f"{self._settings.service_urls[name]}/openapi.json"

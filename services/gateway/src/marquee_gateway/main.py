@@ -16,6 +16,7 @@ from marquee_gateway.fanout import StreamHub
 from marquee_gateway.proxy import proxy_router
 from marquee_gateway.ratelimit import RateLimiter
 from marquee_gateway.readiness import add_service_checks
+from marquee_gateway.routes import DEFAULT_ROUTING, RoutingTable
 from marquee_gateway.settings import GatewaySettings
 from marquee_gateway.streams import StreamHandoffMiddleware, streams_router
 from marquee_platform.app import create_service_app
@@ -40,7 +41,11 @@ CORS_EXPOSED_HEADERS = [
 ]
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, *, routing: RoutingTable = DEFAULT_ROUTING
+) -> FastAPI:
+    """The gateway; ``routing`` says which service answers which path, for the proxy and
+    for the merged OpenAPI document alike."""
     settings = settings or GatewaySettings()
 
     async def open_upstream_pool(app: FastAPI, stack: AsyncExitStack) -> None:
@@ -59,7 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.upstream = client
         await add_service_checks(app, client)
         app.state.openapi_aggregator = OpenApiAggregator(
-            client=client, settings=settings, gateway_document=app.openapi
+            client=client, settings=settings, gateway_document=app.openapi, routing=routing
         )
 
     async def open_edge(app: FastAPI, stack: AsyncExitStack) -> None:
@@ -91,10 +96,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings,
         title="Marquee gateway",
         description="The one door for the web SPA: routes /api/v1/<service>/... to each "
-        "service, checks tokens and rate limits at the edge, streams real-time messages "
+        "service (and a few public paths elsewhere, such as booking's /api/v1/orders), "
+        "checks tokens and rate limits at the edge, streams real-time messages "
         "(/api/v1/stream) and serves the whole API's OpenAPI document (/api/openapi.json); "
         "/readyz reports every service and infrastructure piece.",
-        routers=[streams_router(), api_docs_router(), proxy_router()],
+        routers=[streams_router(), api_docs_router(), proxy_router(routing)],
         uses_database=False,
         uses_redis=True,
         uses_kafka=True,

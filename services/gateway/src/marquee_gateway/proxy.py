@@ -1,4 +1,6 @@
-"""The streaming reverse proxy from ``/api/v1/<service>/...`` to that service.
+"""The streaming reverse proxy from ``/api/v1/...`` to the service the routing table
+(:mod:`marquee_gateway.routes`) names: ``/api/v1/<service>/...`` by default, a few public
+paths elsewhere (``/api/v1/orders`` to booking).
 
 Bodies stream both ways (no buffering of large responses or SSE; only the bodies of
 ``PUT`` and ``DELETE``, which may be sent twice, are read first), connections are pooled,
@@ -17,6 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from marquee_gateway.routes import DEFAULT_ROUTING, RoutingTable
 from marquee_gateway.upstream import IDEMPOTENT_METHODS
 from marquee_gateway.upstream import send as upstream_send
 from marquee_platform.context import current_request_id
@@ -71,15 +74,22 @@ async def _read_limited_body(request: Request, limit: int) -> bytes:
     return b"".join([chunk async for chunk in _limited_body(request, limit)])
 
 
-def proxy_router() -> APIRouter:
+def proxy_router(routing: RoutingTable = DEFAULT_ROUTING) -> APIRouter:
+    """Every ``/api/v1/...`` path the gateway does not answer itself, sent where
+    ``routing`` says (its rules first, then ``/api/v1/<service>/...``)."""
     router = APIRouter(include_in_schema=False)
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
     @router.api_route("/api/v1/{service}", methods=methods)
     @router.api_route("/api/v1/{service}/{path:path}", methods=methods)
-    async def forward(request: Request, service: str, path: str = "") -> Response:
+    async def forward(request: Request) -> Response:
         """Anyone may call: the service behind decides who may do what."""
+        # The path as the edge saw it (rate-limit class, logs): what the client asked for.
+        route = routing.resolve(request.scope["path"])
+        if route is None:  # not under /api/v1/<something>: the routes above rule it out
+            raise NotFound("there is no such path; API paths start /api/v1/<service>")
+        service, path = route.service, route.path
         settings = request.app.state.settings
         base_url = settings.service_urls.get(service)
         if base_url is None:
@@ -104,7 +114,7 @@ def proxy_router() -> APIRouter:
         try:
             upstream_request = client.build_request(
                 request.method,
-                f"{base_url}/api/v1/{service}/{path}" if path else f"{base_url}/api/v1/{service}",
+                f"{base_url}{path}",
                 params=request.url.query,
                 headers=_forwarded_headers(request),
                 content=content,

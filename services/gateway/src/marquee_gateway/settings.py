@@ -47,7 +47,8 @@ class GatewaySettings(ServiceSettings):
 
     service_urls: dict[str, str] = Field(
         default_factory=lambda: dict(DEV_SERVICE_URLS),
-        description="Where each service answers; /api/v1/<name>/... is routed there",
+        description="Where each service answers; /api/v1/<name>/... is routed there, and "
+        "the public paths marquee_gateway.routes gives it",
     )
     upstream_timeout_seconds: float = Field(
         default=15.0, description="A service slower than this gets the client a 504"
