@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := true
 
 .PHONY: help install dev doctor test test-unit test-integration lint fmt typecheck \
-        bench-relay bench-search bench-gateway bench-holds clean
+        bench-relay bench-search bench-gateway bench-holds bench-purchase clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-gateway: install ## Logins/s, the gateway's added latency, memory with 10,
 
 bench-holds: install ## Holds/s vs a bare endpoint, p50/p99, oversold, best-available, expiry lag, rebuild
 	$(UV) run python bench/holds_bench.py
+
+bench-purchase: install ## Full purchases/s (hold → order → payment → webhook → tickets), p50/p99 per step, CPU per process
+	cd bench && $(UV) run python purchase_bench.py
 
 clean: ## Remove local state (.marquee), caches and the virtualenv
 	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache

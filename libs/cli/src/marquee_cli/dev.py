@@ -307,6 +307,18 @@ class _Dev:
             if spec.has_database:
                 database_url = service_database_url(urls[Piece.POSTGRES], spec.name)
                 env[f"{spec.name.upper()}_DATABASE_URL"] = database_url
+        # Services that call another while a person waits (booking reads a hold from
+        # inventory, payments an order from booking) find it here; the simulated payment
+        # provider posts its webhooks to payments' own port.
+        # (Only these two: MARQUEE_SEARCH_URL, say, names the search *engine*.)
+        for name in ("inventory", "booking"):
+            if name in specs:
+                env[f"MARQUEE_{name.upper()}_URL"] = f"http://127.0.0.1:{self._port(specs[name])}"
+        if "payments" in specs:
+            env["PAYMENTS_SIMULATOR_WEBHOOK_URL"] = (
+                f"http://127.0.0.1:{self._port(specs['payments'])}"
+                "/api/v1/payments/webhooks/simulated"
+            )
         env["GATEWAY_SERVICE_URLS"] = json.dumps(
             {
                 spec.name: f"http://127.0.0.1:{self._port(spec)}"

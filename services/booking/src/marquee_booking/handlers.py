@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from marquee_booking import barcodes
 from marquee_booking.domain import (
     CLOSE_REASONS,
@@ -342,8 +344,13 @@ async def place_order(
         )
         for line in priced.lines
     ]
-    orders.add(order, lines)
-    await orders.session.flush()
+    try:
+        async with orders.session.begin_nested():
+            orders.add(order, lines)
+            await orders.session.flush()
+    except IntegrityError:
+        # Another order for this hold committed first (two requests, two keys, one hold).
+        raise HoldAlreadyOrdered(await _order_of_hold(orders, command.hold_id)) from None
     await outbox.add(
         ORDER_CREATED.name,
         OrderCreated(
@@ -363,7 +370,18 @@ async def place_order(
         ),
         key=order_id,
     )
+    if order.total_minor == 0:
+        # Nothing to pay (a 100 % promo code, free tickets): sold straight away.
+        order.status = OrderStatus.CONFIRMING.value
+        order.paid_at = now
+        await _sell(order, lines, outbox=outbox)
     return order
+
+
+async def _order_of_hold(orders: OrderRepository, hold_id: str) -> uuid.UUID:
+    existing = await orders.by_hold(hold_id)
+    assert existing is not None, "the unique hold id was taken by an order"
+    return existing.id
 
 
 async def _usable_promo(
@@ -526,7 +544,13 @@ async def on_payment_succeeded(
             order.total_minor,
             order.currency,
         )
-    lines = await orders.lines(order.id)
+    await _sell(order, await orders.lines(order.id), outbox=outbox)
+
+
+async def _sell(order: Order, lines: Sequence[OrderLine], *, outbox: Outbox) -> None:
+    """Ask inventory to sell the order's places (``order-paid``): it answers
+    ``sale-confirmed`` (tickets follow) or ``sale-rejected`` (a refund follows)."""
+    assert order.paid_at is not None
     general_admission = Counter(line.ticket_type_id for line in lines if line.seat_id is None)
     await outbox.add(
         ORDER_PAID.name,
@@ -544,9 +568,9 @@ async def on_payment_succeeded(
                 HeldQuantity(ticket_type_id=ticket_type_id, quantity=quantity)
                 for ticket_type_id, quantity in general_admission.items()
             ],
-            amount_minor=paid.amount_minor,
-            currency=paid.currency,
-            paid_at=paid.succeeded_at,
+            amount_minor=order.paid_minor,
+            currency=order.currency,
+            paid_at=order.paid_at,
         ),
         key=order.event_id,
     )
@@ -859,8 +883,8 @@ async def on_refund_succeeded(
     clock: Clock,
 ) -> None:
     order = await orders.get(refunded.order_id, for_update=True)
-    if order is None:
-        return
+    if order is None or order.paid_minor == 0:
+        return  # money the order never had (a payment refunded before it was reported)
     refund = await refunds.get(refunded.refund_id, for_update=True) if refunded.refund_id else None
     if refund is not None:
         if refund.status == "succeeded":

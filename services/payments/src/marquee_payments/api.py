@@ -22,7 +22,7 @@ from marquee_payments.fraud import FraudPolicy
 from marquee_payments.models import FraudDecision, KnownOrder, Payment
 from marquee_payments.providers.base import InvalidWebhook, PaymentProvider
 from marquee_payments.settings import PaymentsSettings
-from marquee_platform.deps import ClockDep, OutboxDep
+from marquee_platform.deps import ClockDep, DatabaseDep, OutboxDep
 from marquee_platform.errors import BadRequest, NotFound
 from marquee_platform.forwarding import client_address, parse_networks
 from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
@@ -106,6 +106,7 @@ async def start_payment(
     provider: ProviderDep,
     settings: SettingsDep,
     clock: ClockDep,
+    database: DatabaseDep,
 ) -> PaymentRead:
     """**Who may call:** the order's buyer.
 
@@ -123,6 +124,7 @@ async def start_payment(
         order,
         client_address=address,
         session=session,
+        decisions=database,
         provider=provider,
         policy=policy_of(settings),
         clock=clock,

@@ -45,6 +45,7 @@ from marquee_payments.providers.base import (
 )
 from marquee_payments.state import EVENT_STATUS, next_status
 from marquee_platform.clock import Clock
+from marquee_platform.db import Database
 from marquee_platform.errors import Conflict, NotFound, RateLimited, Unavailable
 from marquee_platform.outbox import Outbox
 
@@ -104,6 +105,7 @@ async def start_payment(
     *,
     client_address: str | None,
     session: AsyncSession,
+    decisions: Database,
     provider: PaymentProvider,
     policy: FraudPolicy,
     clock: Clock,
@@ -134,16 +136,18 @@ async def start_payment(
         session, policy, user_id=order.user_id, client_address=client_address, now=now
     )
     if reasons:
-        await fraud.record(
-            session,
-            order_id=order.order_id,
-            payment_id=None,
-            stage="intent",
-            decision="refuse",
-            reasons=reasons,
-            decided_by="policy",
-            now=now,
-        )
+        # The refusal rolls the request back: its record commits on its own.
+        async with decisions.transaction() as own:
+            await fraud.record(
+                own,
+                order_id=order.order_id,
+                payment_id=None,
+                stage="intent",
+                decision="refuse",
+                reasons=reasons,
+                decided_by="policy",
+                now=now,
+            )
         raise RateLimited(
             "Too many payments in a short time: " + "; ".join(reasons) + ". Try again later.",
             retry_after_seconds=int(policy.window.total_seconds()),
@@ -252,6 +256,10 @@ async def apply_provider_event(
         )
     elif event.type == "charge.refunded":
         outcome = await _apply_refunded(payment, event, session=session, outbox=outbox, now=now)
+    elif event.type in ("refund.created", "refund.updated", "charge.refund.updated"):
+        outcome = await _apply_refund_object(
+            payment, event, session=session, outbox=outbox, now=now
+        )
     elif event.type == "charge.dispute.created":
         outcome = await _apply_dispute(payment, event, session=session, outbox=outbox, now=now)
     else:
@@ -432,6 +440,42 @@ async def _apply_refunded(
         await session.flush()
         await _settle_refund(payment, outside, session=session, outbox=outbox, now=now)
     return "refunded"
+
+
+async def _apply_refund_object(
+    payment: Payment,
+    event: ProviderEvent,
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    now: datetime,
+) -> str:
+    """A refund of ours that the provider first answered ``pending`` settles (or fails)
+    when its own event says so."""
+    if not event.refund_ids:
+        return "ignored"
+    refund = (
+        await session.execute(
+            select(RefundRecord)
+            .where(RefundRecord.provider_refund_id == event.refund_ids[0])
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if refund is None or refund.status != "pending":
+        return "refund-known"
+    if event.status == "succeeded":
+        await _settle_refund(payment, refund, session=session, outbox=outbox, now=now)
+        return "refunded"
+    if event.status in ("failed", "canceled"):
+        await _refund_failed(
+            refund,
+            payment,
+            event.failure_message or f"the refund is {event.status}",
+            outbox=outbox,
+            now=now,
+        )
+        return "refund-failed"
+    return "refund-pending"
 
 
 async def _settle_refund(

@@ -34,8 +34,16 @@ def build_provider(
             api_base=settings.stripe_api_base,
             webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
         )
+    # The simulator is another party: its own pool, so a request holding one of payments'
+    # connections while it calls the provider never waits for another connection of the
+    # same pool (which, with every request doing so, would deadlock the pool).
     return SimulatedProvider(
-        database,
+        Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            application_name="marquee-payments-simulator",
+        ),
+        owns_database=True,
         webhook_secret=settings.simulator_webhook_secret.get_secret_value(),
         webhook_url=settings.simulator_webhook_url
         or f"http://127.0.0.1:{DEV_PORT}/api/v1/payments/webhooks/simulated",

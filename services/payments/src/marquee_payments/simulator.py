@@ -24,7 +24,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -55,6 +55,7 @@ log = logging.getLogger("marquee.payments.simulator")
 HIGH_RISK_CARD = "4000000000004954"
 """Stripe's test card whose charges are rated ``highest`` risk."""
 DECLINED_CARD = "4000000000000002"
+_LEASE = timedelta(minutes=1)
 
 
 def _fingerprint(card: str) -> str:
@@ -79,8 +80,10 @@ class SimulatedProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = utc_now,
         tolerance_seconds: int = 300,
+        owns_database: bool = False,
     ) -> None:
         self.database = database
+        self._owns_database = owns_database
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
         self.clock = clock
@@ -93,6 +96,8 @@ class SimulatedProvider:
             task.cancel()
         await asyncio.gather(*self._deliveries, return_exceptions=True)
         await self._http.aclose()
+        if self._owns_database:
+            await self.database.dispose()
 
     # ---- the provider calls --------------------------------------------------------------
 
@@ -146,6 +151,7 @@ class SimulatedProvider:
             return self._intent(intent)
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> ProviderIntent:
+        queued: list[str] = []
         async with self.database.transaction() as session:
             intent = await session.get(SimulatedIntent, intent_id, with_for_update=True)
             if intent is None:
@@ -154,14 +160,17 @@ class SimulatedProvider:
                 )
             if intent.status not in ("succeeded", "canceled", "processing"):
                 intent.status = "canceled"
-                await self._queue(session, "payment_intent.canceled", self._intent_object(intent))
+                queued += await self._queue(
+                    session, "payment_intent.canceled", self._intent_object(intent)
+                )
             answer = self._intent(intent)
-        self._deliver_soon()
+        self._deliver_soon(queued)
         return answer
 
     async def refund(
         self, *, intent_id: str, amount_minor: int, idempotency_key: str, reason: str | None
     ) -> ProviderRefund:
+        queued: list[str] = []
         async with self.database.transaction() as session:
             seen = (
                 await session.execute(
@@ -204,11 +213,11 @@ class SimulatedProvider:
                     select(SimulatedRefund).where(SimulatedRefund.intent_id == intent_id)
                 )
             ).scalars()
-            await self._queue(
+            queued += await self._queue(
                 session, "charge.refunded", self._charge_object(intent, refunds=list(refunds))
             )
             answer = self._refund(made)
-        self._deliver_soon()
+        self._deliver_soon(queued)
         return answer
 
     async def list_payments(self, *, since: datetime) -> AsyncIterator[ProviderPayment]:
@@ -272,6 +281,7 @@ class SimulatedProvider:
     async def confirm(
         self, intent_id: str, client_secret: str, *, outcome: str, card: str
     ) -> ProviderIntent:
+        queued: list[str] = []
         async with self.database.transaction() as session:
             intent = await self._owned(session, intent_id, client_secret)
             if intent.status in ("succeeded", "canceled"):
@@ -284,23 +294,24 @@ class SimulatedProvider:
             if outcome == "fail" or card == DECLINED_CARD:
                 intent.status = "requires_payment_method"
                 intent.failure_message = "Your card was declined."
-                await self._queue(
+                queued += await self._queue(
                     session, "payment_intent.payment_failed", self._intent_object(intent)
                 )
             elif outcome == "three_d_secure":
                 intent.status = "requires_action"
-                await self._queue(
+                queued += await self._queue(
                     session, "payment_intent.requires_action", self._intent_object(intent)
                 )
             else:
-                await self._succeed(session, intent)
+                queued += await self._succeed(session, intent)
             answer = self._intent(intent)
-        self._deliver_soon()
+        self._deliver_soon(queued)
         return answer
 
     async def authenticate(
         self, intent_id: str, client_secret: str, *, approve: bool
     ) -> ProviderIntent:
+        queued: list[str] = []
         async with self.database.transaction() as session:
             intent = await self._owned(session, intent_id, client_secret)
             if intent.status != "requires_action":
@@ -309,24 +320,25 @@ class SimulatedProvider:
                     code="payment-intent-unexpected-state",
                 )
             if approve:
-                await self._succeed(session, intent)
+                queued += await self._succeed(session, intent)
             else:
                 intent.status = "requires_payment_method"
                 intent.failure_message = "The cardholder did not authenticate the payment."
-                await self._queue(
+                queued += await self._queue(
                     session, "payment_intent.payment_failed", self._intent_object(intent)
                 )
             answer = self._intent(intent)
-        self._deliver_soon()
+        self._deliver_soon(queued)
         return answer
 
     async def dispute(self, intent_id: str) -> None:
         """What a bank does (dev and tests): dispute the whole charge."""
+        queued: list[str] = []
         async with self.database.transaction() as session:
             intent = await session.get(SimulatedIntent, intent_id, with_for_update=True)
             if intent is None or intent.charge_id is None:
                 raise NotFound(f"No charged PaymentIntent {intent_id}.", code="not-found")
-            await self._queue(
+            queued += await self._queue(
                 session,
                 "charge.dispute.created",
                 stripe_shaped.dispute_object(
@@ -337,7 +349,7 @@ class SimulatedProvider:
                     created=self.clock(),
                 ),
             )
-        self._deliver_soon()
+        self._deliver_soon(queued)
 
     async def _owned(self, session: Any, intent_id: str, client_secret: str) -> SimulatedIntent:
         intent = await session.get(SimulatedIntent, intent_id, with_for_update=True)
@@ -348,11 +360,11 @@ class SimulatedProvider:
         assert isinstance(intent, SimulatedIntent)
         return intent
 
-    async def _succeed(self, session: Any, intent: SimulatedIntent) -> None:
+    async def _succeed(self, session: Any, intent: SimulatedIntent) -> list[str]:
         intent.status = "succeeded"
         intent.charge_id = intent.charge_id or stripe_shaped.new_object_id("ch")
         intent.failure_message = None
-        await self._queue(session, "payment_intent.succeeded", self._intent_object(intent))
+        return await self._queue(session, "payment_intent.succeeded", self._intent_object(intent))
 
     # ---- Stripe's shapes -----------------------------------------------------------------
 
@@ -437,7 +449,10 @@ class SimulatedProvider:
 
     # ---- webhooks ------------------------------------------------------------------------
 
-    async def _queue(self, session: Any, event_type: str, data_object: Mapping[str, Any]) -> None:
+    async def _queue(
+        self, session: Any, event_type: str, data_object: Mapping[str, Any]
+    ) -> list[str]:
+        """Owe the webhook endpoint this event (in the caller's transaction); its id."""
         event = stripe_shaped.event_object(event_type, data_object, created=self.clock())
         session.add(
             SimulatedWebhook(
@@ -447,9 +462,14 @@ class SimulatedProvider:
                 next_attempt_at=self.clock(),
             )
         )
+        return [event["id"]]
 
-    def _deliver_soon(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.deliver_due())
+    def _deliver_soon(self, event_ids: list[str]) -> None:
+        """Deliver what a call queued, now, in the background (the buyer's request does
+        not wait for the webhook, as with Stripe)."""
+        if not event_ids:
+            return
+        task = asyncio.get_running_loop().create_task(self.deliver_due(event_ids))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
@@ -458,57 +478,71 @@ class SimulatedProvider:
         while self._deliveries:
             await asyncio.gather(*list(self._deliveries), return_exceptions=True)
 
-    async def deliver_due(self) -> int:
-        """POST every webhook that is due, signed now; answers how many were delivered.
-        A failure is retried later with exponential backoff (at most an hour apart)."""
+    async def deliver_due(self, event_ids: Sequence[str] | None = None) -> int:
+        """POST the webhooks that are due (or just ``event_ids``), signed now; answers how
+        many were delivered. Each is leased for a minute before the POST, so no database
+        connection waits on the webhook endpoint and two deliverers never send one event
+        at once; a failure is retried later with exponential backoff (at most an hour)."""
         now = self.clock()
         async with self.database.transaction() as session:
-            due = (
-                (
-                    await session.execute(
-                        select(SimulatedWebhook)
-                        .where(
-                            SimulatedWebhook.delivered_at.is_(None),
-                            SimulatedWebhook.next_attempt_at <= now,
-                        )
-                        .order_by(SimulatedWebhook.next_attempt_at)
-                        .limit(100)
-                        .with_for_update(skip_locked=True)
-                    )
+            statement = (
+                select(SimulatedWebhook)
+                .where(
+                    SimulatedWebhook.delivered_at.is_(None),
+                    SimulatedWebhook.next_attempt_at <= now,
                 )
-                .scalars()
-                .all()
+                .order_by(SimulatedWebhook.next_attempt_at)
+                .limit(100)
+                .with_for_update(skip_locked=True)
             )
-            delivered = 0
+            if event_ids is not None:
+                statement = statement.where(SimulatedWebhook.event_id.in_(event_ids))
+            due = (await session.execute(statement)).scalars().all()
+            leased = []
             for webhook in due:
                 webhook.attempts += 1
-                body = webhook.payload.encode()
-                header = sign_payload(body, self.webhook_secret, timestamp=_unix(self.clock()))
-                try:
-                    response = await self._http.post(
-                        self.webhook_url,
-                        content=body,
-                        headers={"Content-Type": "application/json", "Stripe-Signature": header},
-                    )
-                    ok = 200 <= response.status_code < 300
-                    error = None if ok else f"answered {response.status_code}"
-                except httpx.HTTPError as failure:
-                    ok, error = False, f"{type(failure).__name__}: {failure}"
-                if ok:
-                    webhook.delivered_at = self.clock()
-                    webhook.last_error = None
-                    delivered += 1
+                webhook.next_attempt_at = now + _LEASE
+                leased.append((webhook.event_id, webhook.payload, webhook.attempts))
+        if not leased:
+            return 0
+        outcomes = await asyncio.gather(*(self._post(payload) for _, payload, _ in leased))
+        async with self.database.transaction() as session:
+            for (event_id, _, attempts), error in zip(leased, outcomes, strict=True):
+                values: dict[str, Any]
+                if error is None:
+                    values = {"delivered_at": self.clock(), "last_error": None}
                 else:
-                    backoff = min(3600.0, 2.0 ** min(webhook.attempts, 12))
-                    webhook.next_attempt_at = self.clock() + timedelta(seconds=backoff)
-                    webhook.last_error = error
+                    backoff = min(3600.0, 2.0 ** min(attempts, 12))
+                    values = {
+                        "next_attempt_at": self.clock() + timedelta(seconds=backoff),
+                        "last_error": error,
+                    }
                     log.warning(
                         "simulated webhook %s not delivered (attempt %d): %s",
-                        webhook.event_id,
-                        webhook.attempts,
+                        event_id,
+                        attempts,
                         error,
                     )
-            return delivered
+                await session.execute(
+                    update(SimulatedWebhook)
+                    .where(SimulatedWebhook.event_id == event_id)
+                    .values(**values)
+                )
+        return sum(1 for error in outcomes if error is None)
+
+    async def _post(self, payload: str) -> str | None:
+        """Send one signed event; None when the endpoint answered 2xx, else what failed."""
+        body = payload.encode()
+        header = sign_payload(body, self.webhook_secret, timestamp=_unix(self.clock()))
+        try:
+            response = await self._http.post(
+                self.webhook_url,
+                content=body,
+                headers={"Content-Type": "application/json", "Stripe-Signature": header},
+            )
+        except httpx.HTTPError as failure:
+            return f"{type(failure).__name__}: {failure}"
+        return None if 200 <= response.status_code < 300 else f"answered {response.status_code}"
 
     async def pending_webhooks(self) -> int:
         async with self.database.reading() as session:
