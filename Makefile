@@ -64,7 +64,7 @@ bench-holds: install ## Holds/s vs a bare endpoint, p50/p99, oversold, best-avai
 	$(UV) run python bench/holds_bench.py
 
 bench-purchase: install ## Full purchases/s (hold → order → payment → webhook → tickets), p50/p99 per step, CPU per process
-	cd bench && $(UV) run python purchase_bench.py
+	$(UV) run python bench/purchase_bench.py
 
 clean: ## Remove local state (.marquee), caches and the virtualenv
 	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache
