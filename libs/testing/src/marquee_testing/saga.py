@@ -14,7 +14,7 @@ stop between any two of them, deliver a message twice, or deliver them out of or
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +43,7 @@ from marquee_payments.booking_client import BookingClient
 from marquee_payments.consumers import build_consumer as build_payments_consumer
 from marquee_payments.main import SERVICE as PAYMENTS
 from marquee_payments.main import create_app as create_payments_app
+from marquee_payments.providers.base import PaymentProvider
 from marquee_payments.settings import PaymentsSettings
 from marquee_payments.simulator import SimulatedProvider
 from marquee_platform.consumer import ConsumerRunner
@@ -69,14 +70,22 @@ class Saga:
     booking: Service
     payments: Service
     store: HoldStore
-    provider: SimulatedProvider
+    provider: PaymentProvider
     clock: Clock
     log_positions: dict[uuid.UUID, str] = field(default_factory=dict)
     delivered: list[tuple[str, str]] = field(default_factory=list)
     """(topic, consumer) of every message carried, in order."""
+    webhooks: Callable[[], Awaitable[int]] | None = None
+    """Carries webhooks a real provider (localstripe) sent since the last round to the
+    payments app; how many. The simulated provider delivers its own."""
     held_back: Callable[[str, CloudEvent], bool] | None = None
     """A test's filter: messages it answers True for stay undelivered (in ``parked``)."""
     parked: Mailbox = field(default_factory=list)
+
+    @property
+    def simulator(self) -> SimulatedProvider:
+        assert isinstance(self.provider, SimulatedProvider), "this saga pays through Stripe"
+        return self.provider
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -146,8 +155,11 @@ class Saga:
         answers what was carried."""
         carried: Mailbox = []
         for _ in range(rounds):
-            await self.provider.settle()
-            await self.provider.deliver_due()
+            if isinstance(self.provider, SimulatedProvider):
+                await self.provider.settle()
+                await self.provider.deliver_due()
+            if self.webhooks is not None:
+                await self.webhooks()
             batch = await self.collect()
             if not batch:
                 return carried
@@ -180,7 +192,10 @@ async def running_saga(
     unique_name: Callable[[str], str],
     clock: Clock,
     payments_overrides: dict[str, Any] | None = None,
+    provider: PaymentProvider | None = None,
 ) -> AsyncIterator[Saga]:
+    """The three services on fresh databases; ``provider`` replaces the simulated one (a
+    StripeProvider on localstripe; its settings' ``provider`` must name it)."""
     urls = {}
     for name, spec in (("inventory", INVENTORY), ("booking", BOOKING), ("payments", PAYMENTS)):
         assert spec.migrations is not None
@@ -226,14 +241,16 @@ async def running_saga(
         )
         payments_database = Database(urls["payments"], pool_size=4)
         stack.push_async_callback(payments_database.dispose)
-        provider = SimulatedProvider(
-            payments_database,
-            webhook_secret=payments_settings.simulator_webhook_secret.get_secret_value(),
-            webhook_url=payments_settings.simulator_webhook_url or "",
-            transport=transport(payments_app),
-            clock=clock,
-        )
-        stack.push_async_callback(provider.aclose)
+        if provider is None:
+            simulated = SimulatedProvider(
+                payments_database,
+                webhook_secret=payments_settings.simulator_webhook_secret.get_secret_value(),
+                webhook_url=payments_settings.simulator_webhook_url or "",
+                transport=transport(payments_app),
+                clock=clock,
+            )
+            stack.push_async_callback(simulated.aclose)
+            provider = simulated
         payments_app.state.provider = provider
         for app in (inventory_app, booking_app, payments_app):
             await stack.enter_async_context(app.router.lifespan_context(app))

@@ -147,7 +147,7 @@ async def test_a_payment_after_expiry_is_refunded_when_the_seat_was_taken(
 
 
 async def _resend(saga: Saga, payload: str, *, signed_at: int | None = None) -> int:
-    secret = saga.provider.webhook_secret
+    secret = saga.simulator.webhook_secret
     header = sign_payload(payload.encode(), secret, timestamp=signed_at or int(time.time()))
     response = await saga.payments.client.post(
         "/api/v1/payments/webhooks/simulated",
