@@ -100,6 +100,7 @@ from marquee_contracts.payments import (
     RefundSucceeded,
 )
 from marquee_platform.clock import Clock
+from marquee_platform.faults import crash_point
 from marquee_platform.outbox import Outbox
 
 log = logging.getLogger("marquee.booking")
@@ -545,6 +546,7 @@ async def on_payment_succeeded(
             order.currency,
         )
     await _sell(order, await orders.lines(order.id), outbox=outbox)
+    crash_point("booking.payment-applied")  # changed, not committed (the consumer commits)
 
 
 async def _sell(order: Order, lines: Sequence[OrderLine], *, outbox: Outbox) -> None:
@@ -656,6 +658,7 @@ async def on_sale_confirmed(
         ),
         key=order.id,
     )
+    crash_point("booking.tickets-issued")  # issued, not committed (the consumer commits)
     return issued
 
 

@@ -24,6 +24,7 @@ from marquee_payments.providers.base import InvalidWebhook, PaymentProvider
 from marquee_payments.settings import PaymentsSettings
 from marquee_platform.deps import ClockDep, DatabaseDep, OutboxDep
 from marquee_platform.errors import BadRequest, NotFound
+from marquee_platform.faults import crash_point
 from marquee_platform.forwarding import client_address, parse_networks
 from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
 from marquee_platform.idempotency import IdempotencyKey
@@ -211,6 +212,9 @@ async def receive_webhook(
         policy=policy_of(settings),
         clock=clock,
     )
+    # Applied, not committed (the route commits after this returns): a crash here must
+    # leave the provider to deliver the event again, and applying it then be exact.
+    crash_point("payments.webhook-applied")
     return WebhookAnswer(received=True, outcome=outcome)
 
 

@@ -44,6 +44,7 @@ def build_provider(
             application_name="marquee-payments-simulator",
         ),
         owns_database=True,
+        lease_seconds=settings.simulator_lease_seconds,
         webhook_secret=settings.simulator_webhook_secret.get_secret_value(),
         webhook_url=settings.simulator_webhook_url
         or f"http://127.0.0.1:{DEV_PORT}/api/v1/payments/webhooks/simulated",

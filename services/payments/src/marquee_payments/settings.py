@@ -32,6 +32,9 @@ class PaymentsSettings(ServiceSettings):
     )
     simulator_retry_seconds: float = 2.0
     """How often undelivered simulated webhooks are retried (with backoff per event)."""
+    simulator_lease_seconds: float = 60.0
+    """A webhook being delivered is not sent again for this long (a deliverer that died
+    mid-delivery leaves it to the next one after the lease)."""
     webhook_tolerance_seconds: int = 300
     """A signature older than this is a replay and is refused (Stripe's default)."""
     booking_url: str = Field(

@@ -55,7 +55,6 @@ log = logging.getLogger("marquee.payments.simulator")
 HIGH_RISK_CARD = "4000000000004954"
 """Stripe's test card whose charges are rated ``highest`` risk."""
 DECLINED_CARD = "4000000000000002"
-_LEASE = timedelta(minutes=1)
 
 
 def _fingerprint(card: str) -> str:
@@ -81,7 +80,9 @@ class SimulatedProvider:
         clock: Clock = utc_now,
         tolerance_seconds: int = 300,
         owns_database: bool = False,
+        lease_seconds: float = 60.0,
     ) -> None:
+        self.lease = timedelta(seconds=lease_seconds)
         self.database = database
         self._owns_database = owns_database
         self.webhook_secret = webhook_secret
@@ -501,7 +502,7 @@ class SimulatedProvider:
             leased = []
             for webhook in due:
                 webhook.attempts += 1
-                webhook.next_attempt_at = now + _LEASE
+                webhook.next_attempt_at = now + self.lease
                 leased.append((webhook.event_id, webhook.payload, webhook.attempts))
         if not leased:
             return 0
