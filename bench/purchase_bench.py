@@ -48,7 +48,7 @@ import aiohttp
 import asyncpg
 import redis.asyncio as redis_asyncio
 from aiokafka import AIOKafkaConsumer
-from holds_bench import Signer, cpu_seconds, redis_cpu_seconds, spawn, spawn_uvicorn
+from holds_bench import Signer, cpu_seconds, redis_cpu_seconds
 from rich.console import Console
 from rich.table import Table
 
@@ -62,7 +62,8 @@ from marquee_platform.db import to_libpq_dsn
 from marquee_platform.kafka import create_producer, ensure_topics, publish
 from marquee_platform.migrations import drop_database, ensure_database, upgrade_async
 from marquee_testing.inventory import published_event
-from marquee_testing.localinfra import Broker, free_port, start_tansu, stop_process, wait_for_port
+from marquee_testing.localinfra import Broker, start_tansu
+from marquee_testing.purchase_stack import running_purchase_stack
 
 SERVICES = {"inventory": INVENTORY, "booking": BOOKING, "payments": PAYMENTS}
 STEPS = ("hold", "order", "payment", "confirm", "to tickets")
@@ -368,6 +369,7 @@ async def run(args: argparse.Namespace) -> str:
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
     logs = Path(tempfile.mkdtemp(prefix="marquee-purchase-bench-"))
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    stack_exit = contextlib.ExitStack()
     broker: Broker | None = None
     redis = redis_asyncio.Redis.from_url(redis_url)
     signer = Signer()
@@ -386,53 +388,28 @@ async def run(args: argparse.Namespace) -> str:
             await ensure_topics(
                 broker.bootstrap, {topic.name: topic.partitions for topic in REGISTRY}
             )
-            ports = {name: free_port() for name in SERVICES}
             env: dict[str, str] = {
                 "MARQUEE_REDIS_URL": redis_url,
-                "MARQUEE_KAFKA_BOOTSTRAP": broker.bootstrap,
                 "MARQUEE_JWKS_URL": f"{jwks_base}/.well-known/jwks.json",
                 "MARQUEE_LOG_LEVEL": "WARNING",
-                "MARQUEE_LOG_JSON": "false",
-                "BOOKING_INVENTORY_URL": f"http://127.0.0.1:{ports['inventory']}",
-                "PAYMENTS_BOOKING_URL": f"http://127.0.0.1:{ports['booking']}",
-                "PAYMENTS_SIMULATOR_WEBHOOK_URL": f"http://127.0.0.1:{ports['payments']}/api/v1/payments/webhooks/simulated",
                 # One fan pays once; the bench's fans share the loopback address.
                 "PAYMENTS_MAX_ORDERS_PER_ADDRESS": "100000000",
-                **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
                 **dict(setting.split("=", 1) for setting in args.server_env),
             }
             progress(
                 "starting inventory, booking, payments (uvicorn, 1 worker each), the relay "
                 "and three consumers …"
             )
-            for name, spec in SERVICES.items():
-                processes[name] = spawn_uvicorn(
-                    spec.app_factory, ports[name], env, logs / f"{name}.log"
+            stack = stack_exit.enter_context(
+                running_purchase_stack(
+                    database_urls=urls,
+                    kafka_bootstrap=broker.bootstrap,
+                    env=env,
+                    logs=logs,
+                    relay_names={name: f"bench_purchase_{tag}_{name}" for name in urls},
                 )
-            relay = [
-                sys.executable,
-                "-m",
-                "marquee_platform.relay",
-                "--kafka-bootstrap",
-                broker.bootstrap,
-                "--mode",
-                "auto",
-                "--log-format",
-                "text",
-            ]
-            for name, url in urls.items():
-                relay += ["--database-url", url, "--name", f"bench_purchase_{tag}_{name}"]
-            processes["relay"] = spawn(relay, env, logs / "relay.log")
-            for name in SERVICES:
-                processes[f"{name} consumer"] = spawn(
-                    [sys.executable, "-m", "marquee_cli", "consume", "--service", name],
-                    env,
-                    logs / f"{name}-consumer.log",
-                )
-            for name in SERVICES:
-                await asyncio.to_thread(
-                    wait_for_port, "127.0.0.1", ports[name], timeout=60, process=processes[name]
-                )
+            )
+            processes = stack.processes
             event = published_event(rows=args.rows, seats_per_row=100, max_per_order=10)
             producer = create_producer(broker.bootstrap)
             await producer.start()
@@ -450,7 +427,7 @@ async def run(args: argparse.Namespace) -> str:
                 )
             finally:
                 await producer.stop()
-            base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            base = {name: stack.base(name) for name in SERVICES}
             seats = [
                 seat.id
                 for section in event.message.seating.sections or []
@@ -489,8 +466,7 @@ async def run(args: argparse.Namespace) -> str:
             watcher.cancel()
             with contextlib.suppress(BaseException):
                 await watcher
-        for process in reversed(list(processes.values())):
-            stop_process(process)
+        stack_exit.close()
         if broker is not None:
             broker.stop()
         with contextlib.suppress(Exception):
