@@ -35,12 +35,12 @@ webhook_routes = router(prefix="/api/v1/payments/webhooks", tags=["webhooks"])
 review_routes = router(prefix="/api/v1/payments/reviews", tags=["fraud reviews"])
 
 
-def _provider(request: Request) -> PaymentProvider:
+async def _provider(request: Request) -> PaymentProvider:
     provider: PaymentProvider = request.app.state.provider
     return provider
 
 
-def _settings(request: Request) -> PaymentsSettings:
+async def _settings(request: Request) -> PaymentsSettings:
     settings: PaymentsSettings = request.app.state.settings
     return settings
 
@@ -55,6 +55,8 @@ def policy_of(settings: PaymentsSettings) -> FraudPolicy:
     )
 
 
+# ``async def`` dependencies: FastAPI runs a plain ``def`` one in its thread pool, a hop
+# that costs more than they do.
 ProviderDep = Annotated[PaymentProvider, Depends(_provider)]
 SettingsDep = Annotated[PaymentsSettings, Depends(_settings)]
 
