@@ -252,3 +252,39 @@ async def test_forged_or_replayed_webhooks_are_refused_and_change_nothing(
             await session.execute(select(func.count()).select_from(ProviderEventRecord))
         ).scalar_one() == 0
     assert (await order_status(saga, placed["order_id"], headers))["status"] == "pending_payment"
+
+
+async def test_a_late_failure_of_an_earlier_attempt_is_stale(
+    saga: Saga, token_issuer: TokenIssuer, clock: Clock
+) -> None:
+    """3-D Secure started (requires_action, now); a payment_failed created a minute
+    earlier arrives after it: stale, and the fan still completes the payment."""
+    event = published_event(rows=1, seats_per_row=3)
+    await saga.publish(event.message)
+    _, headers = fan(token_issuer)
+    [seat] = first_seats(event, 1)
+    placed = await placed_order(saga, event.event_id, headers, seats=[{"seat_id": seat}])
+    payment = await start_payment(saga, placed["order_id"], headers)
+    await confirm(saga, payment, outcome="three_d_secure")
+    await saga.pump()
+    earlier_failure = stripe_shaped.event_object(
+        "payment_intent.payment_failed",
+        stripe_shaped.payment_intent_object(
+            amount=int(payment["amount_minor"]),
+            currency="eur",
+            intent_id=payment["provider_payment_id"],
+            status="requires_payment_method",
+            metadata={"order_id": placed["order_id"]},
+        ),
+        created=clock() - timedelta(minutes=1),
+    )
+    assert await _resend(saga, json.dumps(earlier_failure)) == 200
+    await saga.pump()
+    assert (await order_status(saga, placed["order_id"], headers))["status"] == "pending_payment"
+    authenticated = await saga.payments.client.post(
+        f"/api/v1/payments/simulator/intents/{payment['provider_payment_id']}/authenticate",
+        json={"client_secret": payment["client_secret"], "approve": True},
+    )
+    assert authenticated.status_code == 200, authenticated.text
+    await saga.pump()
+    assert (await order_status(saga, placed["order_id"], headers))["status"] == "paid"

@@ -43,7 +43,7 @@ from marquee_payments.providers.base import (
     ProviderEvent,
     ProviderUnavailable,
 )
-from marquee_payments.state import EVENT_STATUS, next_status
+from marquee_payments.state import EVENT_STATUS, IN_FLIGHT, next_status
 from marquee_platform.clock import Clock
 from marquee_platform.db import Database
 from marquee_platform.errors import Conflict, NotFound, RateLimited, Unavailable
@@ -300,11 +300,20 @@ async def _apply_intent_event(
     now: datetime,
 ) -> str:
     incoming = EVENT_STATUS[event.type]
+    if (
+        incoming in IN_FLIGHT
+        and payment.last_event_at is not None
+        and event.created < payment.last_event_at
+    ):
+        # Older than what already moved the payment: a failure of an attempt the buyer
+        # has since retried, say. Money events (succeeded) are never stale.
+        return f"stale: older than the last event applied, {payment.status} stays"
     status = next_status(payment.status, incoming)
     if status is None:
         return f"stale: {payment.status} stays"
     payment.status = status
     payment.updated_at = now
+    payment.last_event_at = max(payment.last_event_at or event.created, event.created)
     if status == "failed":
         payment.failure_reason = event.failure_message or "the payment was refused"
         await outbox.add(

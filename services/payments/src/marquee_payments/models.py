@@ -85,6 +85,9 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The ``created`` time of the newest provider event that moved the payment: an
+    in-flight event older than it (a late ``payment_failed``) is stale."""
 
     __table_args__ = (
         Index("payments_by_user", "user_id", "created_at"),

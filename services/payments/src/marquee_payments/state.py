@@ -22,6 +22,9 @@ _IN_FLIGHT = {
 """States before a result, ranked: a lower one arriving late is stale."""
 
 TERMINAL_WITH_MONEY = frozenset({"succeeded", "refunded"})
+IN_FLIGHT = frozenset(_IN_FLIGHT)
+"""Statuses an event can report before a result: ordered by the events' ``created`` too
+(the payment's ``last_event_at``), so a late one is stale whatever its status."""
 
 
 def next_status(current: str, incoming: str) -> str | None:
