@@ -20,10 +20,10 @@ from marquee_payments import handlers
 from marquee_payments.booking_client import BookingClient
 from marquee_payments.fraud import FraudPolicy
 from marquee_payments.models import FraudDecision, KnownOrder, Payment
-from marquee_payments.providers.base import InvalidWebhook, PaymentProvider
+from marquee_payments.providers.base import InvalidWebhook, PaymentProvider, ProviderUnavailable
 from marquee_payments.settings import PaymentsSettings
 from marquee_platform.deps import ClockDep, DatabaseDep, OutboxDep
-from marquee_platform.errors import BadRequest, NotFound
+from marquee_platform.errors import BadRequest, NotFound, Unavailable
 from marquee_platform.faults import crash_point
 from marquee_platform.forwarding import client_address, parse_networks
 from marquee_platform.http import ReadSessionDep, WriteSessionDep, router
@@ -206,14 +206,22 @@ async def receive_webhook(
         event = provider.parse_webhook(payload, stripe_signature)
     except InvalidWebhook as error:
         raise BadRequest(f"Webhook refused: {error.reason}.", code="invalid-webhook") from error
-    outcome = await handlers.apply_provider_event(
-        event,
-        provider_name=provider.name,
-        session=session,
-        outbox=outbox,
-        policy=policy_of(settings),
-        clock=clock,
-    )
+    try:
+        outcome = await handlers.apply_provider_event(
+            event,
+            provider_name=provider.name,
+            session=session,
+            outbox=outbox,
+            policy=policy_of(settings),
+            clock=clock,
+            provider=provider,
+        )
+    except ProviderUnavailable as error:
+        # Nothing is kept (the transaction rolls back): the provider delivers it again.
+        raise Unavailable(
+            "The payment provider could not be asked about this event; deliver it again.",
+            code="provider-unavailable",
+        ) from error
     # Applied, not committed (the route commits after this returns): a crash here must
     # leave the provider to deliver the event again, and applying it then be exact.
     crash_point("payments.webhook-applied")

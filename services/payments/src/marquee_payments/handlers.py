@@ -226,6 +226,7 @@ async def apply_provider_event(
     outbox: Outbox,
     policy: FraudPolicy,
     clock: Clock,
+    provider: PaymentProvider | None = None,
 ) -> str:
     """Apply one verified webhook event, once. Answers what was done (for the log and
     the webhook's answer); a duplicate changes nothing."""
@@ -252,7 +253,13 @@ async def apply_provider_event(
         log.warning("webhook %s (%s) names no payment of ours", event.event_id, event.type)
     elif event.type in EVENT_STATUS:
         outcome = await _apply_intent_event(
-            payment, event, session=session, outbox=outbox, policy=policy, now=now
+            payment,
+            event,
+            session=session,
+            outbox=outbox,
+            policy=policy,
+            now=now,
+            provider=provider,
         )
     elif event.type == "charge.refunded":
         outcome = await _apply_refunded(payment, event, session=session, outbox=outbox, now=now)
@@ -298,6 +305,7 @@ async def _apply_intent_event(
     outbox: Outbox,
     policy: FraudPolicy,
     now: datetime,
+    provider: PaymentProvider | None,
 ) -> str:
     incoming = EVENT_STATUS[event.type]
     if (
@@ -335,6 +343,27 @@ async def _apply_intent_event(
     payment.risk_level = event.risk_level
     payment.risk_score = event.risk_score
     payment.card_fingerprint = event.payment_method_fingerprint
+    if (
+        provider is not None
+        and event.charge_id is not None
+        and event.risk_level is None
+        and event.payment_method_fingerprint is None
+    ):
+        # Stripe's success event names its charge by id: the fraud checks need its risk
+        # evaluation and card. A provider that cannot answer now fails the webhook, and
+        # the provider delivers it again.
+        try:
+            risk = await provider.charge_risk(event.charge_id)
+        except ProviderUnavailable:
+            raise
+        except ProviderError as error:
+            log.warning(
+                "payment %s: no risk data for charge %s: %s", payment.id, event.charge_id, error
+            )
+        else:
+            payment.risk_level = risk.risk_level
+            payment.risk_score = risk.risk_score
+            payment.card_fingerprint = risk.card_fingerprint
     if event.amount_minor is not None and event.amount_minor != payment.amount_minor:
         log.error(
             "payment %s: provider took %s, the order costs %s",

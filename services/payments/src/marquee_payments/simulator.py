@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert
 from marquee_payments.models import SimulatedIntent, SimulatedRefund, SimulatedWebhook
 from marquee_payments.providers import stripe_shaped
 from marquee_payments.providers.base import (
+    ChargeRisk,
     InvalidWebhook,
     ProviderError,
     ProviderEvent,
@@ -150,6 +151,22 @@ class SimulatedProvider:
                     f"No such payment_intent: '{intent_id}'", code="resource_missing"
                 )
             return self._intent(intent)
+
+    async def charge_risk(self, charge_id: str) -> ChargeRisk:
+        async with self.database.reading() as session:
+            intent = (
+                await session.execute(
+                    select(SimulatedIntent).where(SimulatedIntent.charge_id == charge_id)
+                )
+            ).scalar_one_or_none()
+        if intent is None:
+            raise ProviderError(f"No such charge: '{charge_id}'", code="resource_missing")
+        risk = intent.risk_score or 20
+        return ChargeRisk(
+            risk_level="highest" if risk >= 75 else "elevated" if risk >= 65 else "normal",
+            risk_score=risk,
+            card_fingerprint=intent.card_fingerprint,
+        )
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> ProviderIntent:
         queued: list[str] = []

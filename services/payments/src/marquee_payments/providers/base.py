@@ -115,6 +115,13 @@ class ProviderEvent:
 # ---- errors ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ChargeRisk:
+    risk_level: str | None
+    risk_score: int | None
+    card_fingerprint: str | None
+
+
 class ProviderError(Exception):
     """The provider refused the request for good (an invalid amount, an unknown intent, a
     declined card): retrying the same request gives the same answer."""
@@ -174,6 +181,11 @@ class PaymentProvider(Protocol):
     ) -> ProviderIntent: ...
 
     async def retrieve_intent(self, intent_id: str) -> ProviderIntent: ...
+
+    async def charge_risk(self, charge_id: str) -> ChargeRisk:
+        """The provider's risk evaluation and card fingerprint of one charge (a success
+        event names its charge by id only: the fraud checks ask for the rest)."""
+        ...
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> ProviderIntent:
         """Cancel, or return the intent's current state when it can no longer be canceled

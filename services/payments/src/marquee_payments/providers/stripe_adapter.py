@@ -33,6 +33,7 @@ from stripe.params import (
 )
 
 from marquee_payments.providers.base import (
+    ChargeRisk,
     InvalidWebhook,
     ProviderError,
     ProviderEvent,
@@ -148,6 +149,17 @@ class StripeProvider:
     async def retrieve_intent(self, intent_id: str) -> ProviderIntent:
         intent = await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
         return intent_from_stripe(intent.to_dict())
+
+    async def charge_risk(self, charge_id: str) -> ChargeRisk:
+        charge = (await _call(self._client.v1.charges.retrieve_async(charge_id))).to_dict()
+        outcome = charge.get("outcome") or {}
+        card = (charge.get("payment_method_details") or {}).get("card") or {}
+        score = outcome.get("risk_score")
+        return ChargeRisk(
+            risk_level=outcome.get("risk_level"),
+            risk_score=int(score) if isinstance(score, int) else None,
+            card_fingerprint=card.get("fingerprint"),
+        )
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> ProviderIntent:
         """Cancel the intent, or return its state when it is past cancelling.
