@@ -242,6 +242,7 @@ async def platform(
         "payments",
         PaymentsSettings,
         provider="simulated",
+        simulator_enabled=True,
         booking_url=urls["booking"],
         simulator_webhook_url=f"{urls['payments']}/api/v1/payments/webhooks/simulated",
     )

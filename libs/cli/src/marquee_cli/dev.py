@@ -315,6 +315,7 @@ class _Dev:
             if name in specs:
                 env[f"MARQUEE_{name.upper()}_URL"] = f"http://127.0.0.1:{self._port(specs[name])}"
         if "payments" in specs:
+            env.setdefault("PAYMENTS_SIMULATOR_ENABLED", "true")
             env["PAYMENTS_SIMULATOR_WEBHOOK_URL"] = (
                 f"http://127.0.0.1:{self._port(specs['payments'])}"
                 "/api/v1/payments/webhooks/simulated"

@@ -141,7 +141,7 @@ class OrderClosed(BaseModel):
     user_id: str
     reason: str = Field(
         description="'expired' (its hold lapsed), 'cancelled' (by the buyer), "
-        "'payment-failed' (the provider refused the payment)"
+        "'payment-failed' (the provider refused the payment), 'event-cancelled'"
     )
     closed_at: datetime
 

@@ -124,6 +124,7 @@ def running_purchase_stack(
             f"http://127.0.0.1:{ports['payments']}/api/v1/payments/webhooks/simulated"
         ),
         "PYTHONUNBUFFERED": "1",
+        "PAYMENTS_SIMULATOR_ENABLED": "true",
         **{f"{service.upper()}_DATABASE_URL": url for service, url in database_urls.items()},
         **env,
     }

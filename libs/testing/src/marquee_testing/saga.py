@@ -104,6 +104,42 @@ class Saga:
             await service.runner.apply(event, topic=EVENT_PUBLISHED.name)
         await self.pump()
 
+    async def cancel_event(self, event: Any, *, version: int) -> None:
+        """The organizer cancelled the event: the snapshot first, then the cancellation,
+        as the events service writes them, to inventory and booking."""
+        from marquee_contracts.catalog import (
+            EVENT_CANCELLED,
+            EVENT_CHANGED,
+            EventCancelled,
+        )
+        from marquee_testing.inventory import changed_snapshot
+
+        message = event.message
+        cancelled = EventCancelled(
+            event_id=message.event_id,
+            version=version,
+            organizer_id=message.organizer_id,
+            name=message.name,
+            starts_at=message.starts_at,
+            ends_at=message.ends_at,
+            venue_id=message.venue_id,
+            previous_status="on_sale",
+            reason="The band split up",
+            cancelled_at=self.clock(),
+        )
+        for topic, data in (
+            (EVENT_CHANGED.name, changed_snapshot(event, version=version, status="cancelled")),
+            (EVENT_CANCELLED.name, cancelled),
+        ):
+            envelope = CloudEvent(
+                source="/marquee/events",
+                type=topic,
+                subject=str(message.event_id),
+                data=data.model_dump(mode="json"),
+            )
+            await self.deliver(topic, envelope)
+        await self.pump()
+
     async def collect(self) -> Mailbox:
         """Everything written since the last collection: outbox rows, hold logs."""
         found: Mailbox = []
@@ -221,6 +257,7 @@ async def running_saga(
         database_url=urls["payments"],
         simulator_webhook_url="http://payments.test/api/v1/payments/webhooks/simulated",
         simulator_retry_seconds=3600,
+        simulator_enabled=True,
         **{**common, **(payments_overrides or {})},
     )
     async with AsyncExitStack() as stack:

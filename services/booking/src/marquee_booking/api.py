@@ -17,6 +17,7 @@ from fastapi import Query, Request, Response
 
 from marquee_booking import barcodes, handlers, qr, tickets
 from marquee_booking.deps import (
+    BookingHandlerDependencies,
     DoorEvent,
     HeldTicket,
     InventoryDep,
@@ -149,6 +150,7 @@ async def refund_order(
     follows through the payment provider (the refund's ``status``)."""
     event = await run.events.get(order.event_id)
     assert event is not None
+    ticket_ids = body.ticket_ids
     if user.is_admin or organizes(user, event):
         reason = "requested-by-organizer"
     else:
@@ -165,14 +167,57 @@ async def refund_order(
                 code="refund-window-closed",
             )
         reason = "requested-by-buyer"
+        ticket_ids = await _buyers_refundable(order, body.ticket_ids, run)
     refund = await run(
         handlers.refund_order,
         order,
-        ticket_ids=body.ticket_ids,
+        ticket_ids=ticket_ids,
         reason=reason,
         requested_by=user.user_id,
     )
+    if refund is None:
+        return RefundRead(
+            refund_id=uuid.uuid5(order.id, ",".join(sorted(map(str, ticket_ids or [])))),
+            order_id=order.id,
+            amount_minor=0,
+            currency=order.currency,
+            reason=reason,
+            status="succeeded",
+            ticket_ids=list(ticket_ids or []),
+            requested_at=run.clock(),
+            settled_at=run.clock(),
+        )
     return RefundRead.of(refund)
+
+
+async def _buyers_refundable(
+    order: Order, asked: list[uuid.UUID] | None, run: BookingHandlerDependencies
+) -> list[uuid.UUID]:
+    """A buyer refunds only tickets they still hold and that nobody used at the door: a
+    ticket given away is its new holder's, a ticket scanned in was used."""
+    refundable = [
+        ticket.id
+        for ticket in await run.tickets.of_order(order.id)
+        if ticket.status == "valid"
+        and ticket.holder_id == order.user_id
+        and await run.checkins.accepted(ticket.id) is None
+    ]
+    if asked is None:
+        if not refundable:
+            raise RefundRefused(
+                "None of this order's tickets can be refunded by you: they were used at the "
+                "door or given away.",
+                code="nothing-to-refund",
+            )
+        return refundable
+    refused = [str(ticket_id) for ticket_id in asked if ticket_id not in refundable]
+    if refused:
+        raise RefundRefused(
+            f"These tickets cannot be refunded by you (used at the door, given away, or not "
+            f"live tickets of this order): {', '.join(refused)}.",
+            code="ticket-not-refundable",
+        )
+    return list(asked)
 
 
 @orders.get("/api/v1/users/me/orders", response_model=Page[OrderRead])

@@ -41,6 +41,7 @@ CLOSE_REASONS = {
     "expired": OrderStatus.EXPIRED,
     "cancelled": OrderStatus.CANCELLED,
     "payment-failed": OrderStatus.FAILED,
+    "event-cancelled": OrderStatus.CANCELLED,
 }
 
 

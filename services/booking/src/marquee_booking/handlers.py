@@ -197,18 +197,22 @@ async def apply_event_cancelled(
     orders: OrderRepository,
     tickets: TicketRepository,
     refunds: RefundRepository,
+    promos: PromoRepository,
     outbox: Outbox,
     clock: Clock,
 ) -> int:
-    """The event is off: every paid order is refunded in full and its tickets revoked.
-    Answers how many orders were refunded (0 when the message was seen before)."""
+    """The event is off: every paid order is refunded in full and its tickets revoked,
+    every unpaid one closed (its hold released, its payment cancelled); an order being
+    confirmed is refunded when its sale confirmation arrives. Answers how many orders
+    were refunded (0 when the cancellation was handled before)."""
     event = await events.get(cancelled.event_id, for_update=True)
-    if event is None:
-        return 0
-    if event.status == "cancelled" and event.version >= cancelled.version:
+    if event is None or event.cancellation_handled:
         return 0
     event.status = "cancelled"
     event.version = max(event.version, cancelled.version)
+    event.cancellation_handled = True
+    for unpaid in await orders.pending_of_event(cancelled.event_id):
+        await _close(unpaid, "event-cancelled", promos=promos, outbox=outbox, clock=clock)
     count = 0
     for order in await orders.paid_of_event(cancelled.event_id):
         await _refund(
@@ -391,7 +395,8 @@ async def _usable_promo(
     if command.promo_code is None:
         return None
     code = normalize_promo_code(command.promo_code)
-    promo = await promos.by_code(command.event_id, code)
+    # Locked: concurrent orders by one person must count each other's uses.
+    promo = await promos.by_code(command.event_id, code, for_update=True)
     if promo is None or not promo.active:
         raise PromoCodeRefused(
             f"There is no promo code {code!r} for this event: check its spelling.",
@@ -625,6 +630,7 @@ async def on_sale_confirmed(
     events: EventRepository,
     orders: OrderRepository,
     tickets: TicketRepository,
+    refunds: RefundRepository,
     outbox: Outbox,
     clock: Clock,
 ) -> list[Ticket]:
@@ -634,6 +640,20 @@ async def on_sale_confirmed(
         return []
     event = await events.get(order.event_id)
     assert event is not None, "an order's event is in booking's catalog"
+    if event.status == "cancelled":
+        # Sold while the cancellation was on its way: no tickets for a cancelled event.
+        await _refund(
+            order,
+            ticket_ids=None,
+            reason="event-cancelled",
+            requested_by="system",
+            orders=orders,
+            tickets=tickets,
+            refunds=refunds,
+            outbox=outbox,
+            clock=clock,
+        )
+        return []
     now = clock()
     issued = []
     for line in await orders.lines(order.id):
@@ -759,15 +779,16 @@ async def refund_order(
     refunds: RefundRepository,
     outbox: Outbox,
     clock: Clock,
-) -> Refund:
+) -> Refund | None:
     """Refund some tickets of a paid order (all when ``ticket_ids`` is None): they are
-    revoked now, their places go back to inventory, payments gives the money back."""
+    revoked now, their places go back to inventory, payments gives the money back.
+    None when there is no money to give back (free tickets)."""
     if order.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
         raise RefundRefused(
             f"Only a paid order can be refunded; this one is {order.status}.",
             code="order-not-refundable",
         )
-    refund = await _refund(
+    return await _refund(
         order,
         ticket_ids=ticket_ids,
         reason=reason,
@@ -778,8 +799,6 @@ async def refund_order(
         outbox=outbox,
         clock=clock,
     )
-    assert refund is not None
-    return refund
 
 
 async def _refund(
@@ -842,6 +861,10 @@ async def _refund(
     order.status = (OrderStatus.REFUNDING if whole else OrderStatus.PARTIALLY_REFUNDED).value
     order.updated_at = now
     if amount <= 0:
+        # Nothing to give back (free tickets, a 100 % code): the tickets are revoked and
+        # their places freed all the same; a whole order is refunded at once.
+        if whole:
+            order.status = OrderStatus.REFUNDED.value
         return None
     refund = Refund(
         id=uuid.uuid4(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 import httpx
 
@@ -48,7 +49,7 @@ class InventoryClient:
 
     async def hold(self, event_id: uuid.UUID, hold_id: str, *, authorization: str) -> Hold:
         """The caller's live hold; :class:`HoldNotFound` if it is not theirs or has ended."""
-        path = f"/api/v1/inventory/events/{event_id}/holds/{hold_id}"
+        path = f"/api/v1/inventory/events/{event_id}/holds/{quote(hold_id, safe='')}"
         try:
             response = await self._client.get(path, headers={"Authorization": authorization})
         except httpx.HTTPError as error:
@@ -65,6 +66,8 @@ class InventoryClient:
                 code="inventory-unavailable",
             )
         body = response.json()
+        if body.get("hold_id") != hold_id or body.get("event_id") != str(event_id):
+            raise HoldNotFound(hold_id)  # never another hold than the one named
         places = tuple(
             Place(ticket_type_id=uuid.UUID(seat["ticket_type_id"]), seat_id=seat["seat_id"])
             for seat in body["seats"]

@@ -72,6 +72,9 @@ class BookingEvent(Base):
     """Added to every ticket's price (organizer setting, booking's own)."""
     buyer_refund_hours: Mapped[int | None] = mapped_column(Integer)
     """Buyers may ask for a refund until this many hours before the start; null: never."""
+    cancellation_handled: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    """Its cancellation refunded every paid order and closed every unpaid one (once: a
+    snapshot saying ``cancelled`` may arrive before ``event-cancelled``)."""
     signing_key: Mapped[bytes] = mapped_column(LargeBinary)
     """The event's Ed25519 private key (32 bytes) that signs its barcodes."""
     public_key: Mapped[bytes] = mapped_column(LargeBinary)

@@ -93,8 +93,12 @@ class PromoRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_code(self, event_id: uuid.UUID, code: str) -> PromoCode | None:
+    async def by_code(
+        self, event_id: uuid.UUID, code: str, *, for_update: bool = False
+    ) -> PromoCode | None:
         statement = select(PromoCode).where(PromoCode.event_id == event_id, PromoCode.code == code)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get(self, promo_id: uuid.UUID, *, for_update: bool = False) -> PromoCode | None:
@@ -203,6 +207,14 @@ class OrderRepository:
 
     async def all_of(self, statement: Select[Order]) -> list[Order]:
         return list((await self.session.execute(statement.order_by(Order.created_at))).scalars())
+
+    async def pending_of_event(self, event_id: uuid.UUID) -> list[Order]:
+        statement = (
+            select(Order)
+            .where(Order.event_id == event_id, Order.status == "pending_payment")
+            .with_for_update()
+        )
+        return list((await self.session.execute(statement)).scalars())
 
     async def paid_of_event(self, event_id: uuid.UUID) -> list[Order]:
         statement = (

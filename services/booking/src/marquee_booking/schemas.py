@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from marquee_booking.models import CheckIn, Order, OrderLine, PromoCode, Refund, Ticket
 
@@ -20,7 +20,9 @@ class _Body(BaseModel):
 
 class OrderCreate(_Body):
     event_id: uuid.UUID
-    hold_id: str = Field(min_length=1, max_length=64, description="From inventory's hold")
+    hold_id: str = Field(
+        pattern=r"^hld_[A-Za-z0-9_-]{16,60}$", description="From inventory's hold (hld_…)"
+    )
     promo_code: str | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -100,6 +102,7 @@ class OrderRead(BaseModel):
 class RefundCreate(_Body):
     ticket_ids: list[uuid.UUID] | None = Field(
         default=None,
+        min_length=1,
         max_length=500,
         description="The tickets to refund; omit to refund the whole order",
     )
@@ -181,7 +184,7 @@ class ScanUpload(_Body):
     scan_id: str = Field(min_length=1, max_length=100, description="The device's own id")
     barcode: str = Field(min_length=1, max_length=1000)
     gate: str | None = Field(default=None, max_length=100)
-    scanned_at: datetime
+    scanned_at: AwareDatetime = Field(description="When the device scanned it, with its offset")
 
 
 class OfflineScans(_Body):
@@ -262,6 +265,7 @@ class PromoCodeCreate(_Body):
     kind: Literal["percent", "amount"]
     value: int = Field(
         ge=1,
+        le=100_000_000_000,
         description="percent: hundredths of a percent (1500 = 15 %, at most 10000); "
         "amount: minor units",
     )
@@ -271,10 +275,10 @@ class PromoCodeCreate(_Body):
     ticket_type_id: uuid.UUID | None = Field(
         default=None, description="Only this ticket type; omit for the whole order"
     )
-    max_uses: int | None = Field(default=None, ge=1)
-    max_uses_per_user: int | None = Field(default=None, ge=1)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    max_uses: int | None = Field(default=None, ge=1, le=2_147_483_647)
+    max_uses_per_user: int | None = Field(default=None, ge=1, le=2_147_483_647)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PromoCodeCreate:
@@ -293,8 +297,8 @@ class PromoCodeCreate(_Body):
 
 class PromoCodeUpdate(_Body):
     active: bool | None = None
-    max_uses: int | None = Field(default=None, ge=1)
-    valid_until: datetime | None = None
+    max_uses: int | None = Field(default=None, ge=1, le=2_147_483_647)
+    valid_until: AwareDatetime | None = None
 
 
 class PromoCodeRead(BaseModel):

@@ -688,10 +688,25 @@ async def order_closed(
     """An unpaid order ended: cancel its PaymentIntent so the buyer cannot pay it now.
     If the money went through anyway (a race with the cancel), the success webhook comes
     and the saga honours or refunds it."""
-    known = await session.get(KnownOrder, closed.order_id, with_for_update=True)
-    if known is not None:
-        known.state = "closed"
-        known.updated_at = clock()
+    # Upserted: order-closed (keyed by event) can overtake order-created (keyed by order);
+    # the closed row then stays closed when the creation arrives.
+    statement = insert(KnownOrder).values(
+        order_id=closed.order_id,
+        user_id=closed.user_id,
+        event_id=closed.event_id,
+        total_minor=0,
+        fees_minor=0,
+        currency="XXX",
+        expires_at=closed.closed_at,
+        state="closed",
+        updated_at=clock(),
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[KnownOrder.order_id],
+            set_={"state": "closed", "updated_at": statement.excluded.updated_at},
+        )
+    )
     payment = (
         await session.execute(
             select(Payment).where(Payment.order_id == closed.order_id).with_for_update()
@@ -727,6 +742,12 @@ async def decide_review(
     if payment is None or payment.review != "pending":
         raise NotFound(
             f"There is no payment {payment_id} waiting for review.", code="review-not-found"
+        )
+    if approve and (payment.status != "succeeded" or payment.amount_refunded_minor > 0):
+        raise Conflict(
+            f"Payment {payment_id} is {payment.status} with {payment.amount_refunded_minor} "
+            "refunded: there is no money left to let through. Refund it instead.",
+            code="review-money-returned",
         )
     now = clock()
     await fraud.record(

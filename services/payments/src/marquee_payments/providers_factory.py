@@ -34,6 +34,12 @@ def build_provider(
             api_base=settings.stripe_api_base,
             webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
         )
+    if not settings.simulator_enabled:
+        raise ValueError(
+            "payments has no payment provider: set PAYMENTS_PROVIDER=stripe with "
+            "PAYMENTS_STRIPE_API_KEY and PAYMENTS_STRIPE_WEBHOOK_SECRETS, or, for development "
+            "only, PAYMENTS_SIMULATOR_ENABLED=true (make dev does)"
+        )
     # The simulator is another party: its own pool, so a request holding one of payments'
     # connections while it calls the provider never waits for another connection of the
     # same pool (which, with every request doing so, would deadlock the pool).

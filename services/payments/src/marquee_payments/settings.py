@@ -24,6 +24,11 @@ class PaymentsSettings(ServiceSettings):
     stripe_api_base: str | None = Field(
         default=None, description="Another Stripe API address (localstripe in tests)"
     )
+    simulator_enabled: bool = Field(
+        default=False,
+        description="Allow the simulated provider (make dev, tests): with it anyone can pay "
+        "their own order without money, so a deployment must not set this",
+    )
     simulator_webhook_secret: SecretStr = SecretStr("whsec_marquee_simulated_provider")
     simulator_webhook_url: str | None = Field(
         default=None,

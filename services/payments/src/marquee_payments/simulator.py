@@ -371,7 +371,9 @@ class SimulatedProvider:
 
     async def _owned(self, session: Any, intent_id: str, client_secret: str) -> SimulatedIntent:
         intent = await session.get(SimulatedIntent, intent_id, with_for_update=True)
-        if intent is None or not secrets.compare_digest(intent.client_secret, client_secret):
+        if intent is None or not secrets.compare_digest(
+            intent.client_secret.encode(), client_secret.encode()
+        ):
             raise NotFound(
                 "No such PaymentIntent for that client secret.", code="payment-intent-not-found"
             )
@@ -638,7 +640,9 @@ async def read_intent(
     provider = _simulator(request)
     async with provider.database.reading() as session:
         intent = await session.get(SimulatedIntent, intent_id)
-        if intent is None or not secrets.compare_digest(intent.client_secret, client_secret):
+        if intent is None or not secrets.compare_digest(
+            intent.client_secret.encode(), client_secret.encode()
+        ):
             raise NotFound(
                 "No such PaymentIntent for that client secret.", code="payment-intent-not-found"
             )
