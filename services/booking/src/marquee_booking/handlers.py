@@ -912,6 +912,17 @@ async def on_refund_succeeded(
     if order is None or order.paid_minor == 0:
         return  # money the order never had (a payment refunded before it was reported)
     refund = await refunds.get(refunded.refund_id, for_update=True) if refunded.refund_id else None
+    if refund is None and refunded.refund_id is None:
+        # Payments could not tell whose refund this is (it found the money before it knew
+        # the request): a refund this order asked for of that amount, oldest first.
+        refund = next(
+            (
+                asked
+                for asked in await refunds.of_order(order.id)
+                if asked.status == "requested" and asked.amount_minor == refunded.amount_minor
+            ),
+            None,
+        )
     if refund is not None:
         if refund.status == "succeeded":
             return

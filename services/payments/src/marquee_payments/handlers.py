@@ -456,6 +456,15 @@ async def _apply_refunded(
         refund = known.get(provider_refund_id)
         if refund is not None and refund.status != "succeeded":
             await _settle_refund(payment, refund, session=session, outbox=outbox, now=now)
+    # Stripe's charge.refunded lists no refunds any more: money no listed refund explains
+    # is first our own refunds still pending (answered "pending" by the provider),
+    # oldest first, and only what is left a refund made at the provider itself.
+    for pending in sorted(
+        (refund for refund in known.values() if refund.status == "pending"),
+        key=lambda refund: refund.requested_at,
+    ):
+        if pending.amount_minor <= total - payment.amount_refunded_minor:
+            await _settle_refund(payment, pending, session=session, outbox=outbox, now=now)
     unexplained = total - payment.amount_refunded_minor
     if unexplained > 0:
         refund_key = next(
@@ -631,9 +640,10 @@ async def refund(
         )
     amount = min(requested.amount_minor, payment.amount_minor - payment.amount_refunded_minor)
     if amount <= 0:
-        return await _refund_failed(
-            record, payment, "the charge is refunded in full already", outbox=outbox, now=now
-        )
+        # Refunded in full already, perhaps by this very request before a crash: ask the
+        # provider with the same idempotency key, which answers that refund if it made it
+        # (adopted below) and refuses otherwise (failed).
+        amount = requested.amount_minor
     record.amount_minor = amount
     try:
         made = await provider.refund(
@@ -646,6 +656,22 @@ async def refund(
         raise
     except ProviderError as error:
         return await _refund_failed(record, payment, str(error), outbox=outbox, now=now)
+    settled_already = (
+        await session.execute(
+            select(RefundRecord)
+            .where(RefundRecord.provider_refund_id == made.id, RefundRecord.id != record.id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if settled_already is not None:
+        # A crash after the provider refunded and before our commit: its webhook found the
+        # money first and settled it as a refund made at the provider (booking matched it
+        # to this request by amount). It is this refund: adopt it, post nothing twice.
+        await session.delete(record)
+        await session.flush()
+        settled_already.booking_refund_id = requested.refund_id
+        settled_already.reason = requested.reason
+        return settled_already.status
     record.provider_refund_id = made.id
     if made.status == "succeeded":
         await _settle_refund(payment, record, session=session, outbox=outbox, now=now)
