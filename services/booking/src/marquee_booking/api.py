@@ -21,7 +21,10 @@ from marquee_booking.deps import (
     DoorEvent,
     HeldTicket,
     InventoryDep,
+    LockedHeldTicket,
+    LockedOrder,
     ManagedEvent,
+    ReadManagedEvent,
     RunHandler,
     SettingsDep,
     VisibleOrder,
@@ -127,7 +130,7 @@ async def order_tickets(
 
 
 @orders.post("/api/v1/orders/{order_id}/cancel", response_model=OrderRead)
-async def cancel_order(order: VisibleOrder, user: CurrentUser, run: RunHandler) -> OrderRead:
+async def cancel_order(order: LockedOrder, user: CurrentUser, run: RunHandler) -> OrderRead:
     """**Who may call:** the buyer, admins. Only an unpaid order; its hold is released."""
     if order.user_id != user.user_id and not user.is_admin:
         raise OrderNotFound(order.id)
@@ -138,7 +141,7 @@ async def cancel_order(order: VisibleOrder, user: CurrentUser, run: RunHandler) 
 @orders.post("/api/v1/orders/{order_id}/refunds", status_code=201, response_model=RefundRead)
 async def refund_order(
     body: RefundCreate,
-    order: VisibleOrder,
+    order: LockedOrder,
     user: CurrentUser,
     _key: IdempotencyKey,
     run: RunHandler,
@@ -291,7 +294,7 @@ async def ticket_qr(
     "/api/v1/tickets/{ticket_id}/transfer", status_code=201, response_model=TicketRead
 )
 async def transfer_ticket(
-    body: TransferCreate, ticket: HeldTicket, _key: IdempotencyKey, run: RunHandler
+    body: TransferCreate, ticket: LockedHeldTicket, _key: IdempotencyKey, run: RunHandler
 ) -> TicketRead:
     """**Who may call:** its holder. The ticket goes to the account with that email: the
     old barcode stops working, the recipient gets a new one. Answers the *new* ticket
@@ -305,7 +308,7 @@ async def transfer_ticket(
 
 @organizer_routes.get("/api/v1/events/{event_id}/orders", response_model=Page[OrderRead])
 async def event_orders(
-    event: ManagedEvent,
+    event: ReadManagedEvent,
     session: ReadSessionDep,
     params: CursorParamsDep,
     status: Annotated[str | None, Query(max_length=20)] = None,
@@ -334,7 +337,7 @@ async def event_orders(
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def event_orders_csv(
-    event: ManagedEvent,
+    event: ReadManagedEvent,
     session: ReadSessionDep,
     status: Annotated[str | None, Query(max_length=20)] = None,
     created_from: datetime | None = None,
@@ -400,7 +403,7 @@ def _csv_safe(text: str) -> str:
 
 
 @organizer_routes.get("/api/v1/events/{event_id}/sales-settings", response_model=SalesSettings)
-async def read_sales_settings(event: ManagedEvent) -> SalesSettings:
+async def read_sales_settings(event: ReadManagedEvent) -> SalesSettings:
     """**Who may call:** the event's organizer, admins."""
     return SalesSettings(
         service_fee_minor=event.service_fee_minor, buyer_refund_hours=event.buyer_refund_hours
@@ -417,7 +420,7 @@ async def write_sales_settings(body: SalesSettings, event: ManagedEvent) -> Sale
 
 
 @organizer_routes.get("/api/v1/events/{event_id}/staff", response_model=StaffRead)
-async def read_staff(event: ManagedEvent, run: RunHandler) -> StaffRead:
+async def read_staff(event: ReadManagedEvent, run: RunHandler) -> StaffRead:
     """**Who may call:** the event's organizer, admins."""
     staff = await run.events.staff(event.event_id)
     return StaffRead(event_id=event.event_id, user_ids=[person.user_id for person in staff])
@@ -470,7 +473,7 @@ async def create_promo_code(
 
 
 @organizer_routes.get("/api/v1/events/{event_id}/promo-codes", response_model=list[PromoCodeRead])
-async def list_promo_codes(event: ManagedEvent, run: RunHandler) -> list[PromoCodeRead]:
+async def list_promo_codes(event: ReadManagedEvent, run: RunHandler) -> list[PromoCodeRead]:
     """**Who may call:** the event's organizer, admins."""
     return [PromoCodeRead.of(promo) for promo in await run.promos.of_event(event.event_id)]
 

@@ -112,10 +112,15 @@ def manages(user: Principal, event: BookingEvent) -> bool:
     return user.is_admin or organizes(user, event)
 
 
-async def _visible_order(
-    order_id: uuid.UUID, user: CurrentUser, orders: OrdersDep, events: EventsDep
+async def _order_seen_by(
+    order_id: uuid.UUID,
+    user: Principal,
+    orders: OrderRepository,
+    events: EventRepository,
+    *,
+    for_update: bool,
 ) -> Order:
-    order = await orders.get(order_id, for_update=True)
+    order = await orders.get(order_id, for_update=for_update)
     if order is None:
         raise OrderNotFound(order_id)
     if order.user_id == user.user_id or user.is_admin:
@@ -126,14 +131,29 @@ async def _visible_order(
     return order
 
 
+async def _visible_order(
+    order_id: uuid.UUID, user: CurrentUser, orders: OrdersDep, events: EventsDep
+) -> Order:
+    return await _order_seen_by(order_id, user, orders, events, for_update=False)
+
+
+async def _locked_order(
+    order_id: uuid.UUID, user: CurrentUser, orders: OrdersDep, events: EventsDep
+) -> Order:
+    return await _order_seen_by(order_id, user, orders, events, for_update=True)
+
+
 VisibleOrder = Annotated[Order, Depends(_visible_order)]
-"""The path's order, locked, if the caller bought it, organizes its event, or is an admin."""
+"""The path's order (to read), if the caller bought it, organizes its event, or is an
+admin; 404 otherwise."""
+LockedOrder = Annotated[Order, Depends(_locked_order)]
+"""The same, locked for a change (cancel, refund)."""
 
 
 async def _visible_ticket(
     ticket_id: uuid.UUID, user: CurrentUser, tickets: TicketsDep, events: EventsDep
 ) -> Ticket:
-    ticket = await tickets.get(ticket_id, for_update=True)
+    ticket = await tickets.get(ticket_id)
     if ticket is None:
         raise TicketNotFound(ticket_id)
     if ticket.holder_id == user.user_id or user.is_admin:
@@ -147,15 +167,29 @@ async def _visible_ticket(
 VisibleTicket = Annotated[Ticket, Depends(_visible_ticket)]
 
 
-async def _held_ticket(ticket_id: uuid.UUID, user: CurrentUser, tickets: TicketsDep) -> Ticket:
-    ticket = await tickets.get(ticket_id, for_update=True)
+async def _ticket_held_by(
+    ticket_id: uuid.UUID, user: Principal, tickets: TicketRepository, *, for_update: bool
+) -> Ticket:
+    ticket = await tickets.get(ticket_id, for_update=for_update)
     if ticket is None or not (ticket.holder_id == user.user_id or user.is_admin):
         raise TicketNotFound(ticket_id)
     return ticket
 
 
+async def _held_ticket(ticket_id: uuid.UUID, user: CurrentUser, tickets: TicketsDep) -> Ticket:
+    return await _ticket_held_by(ticket_id, user, tickets, for_update=False)
+
+
+async def _locked_held_ticket(
+    ticket_id: uuid.UUID, user: CurrentUser, tickets: TicketsDep
+) -> Ticket:
+    return await _ticket_held_by(ticket_id, user, tickets, for_update=True)
+
+
 HeldTicket = Annotated[Ticket, Depends(_held_ticket)]
-"""The path's ticket, locked, if the caller holds it (or is an admin)."""
+"""The path's ticket (to read), if the caller holds it (or is an admin)."""
+LockedHeldTicket = Annotated[Ticket, Depends(_locked_held_ticket)]
+"""The same, locked for a change (transfer)."""
 
 
 def _event_not_found(event_id: uuid.UUID) -> NotFound:
@@ -169,8 +203,19 @@ async def _managed_event(event_id: uuid.UUID, user: CurrentUser, events: EventsD
     return event
 
 
+async def _managed_event_to_read(
+    event_id: uuid.UUID, user: CurrentUser, events: EventsDep
+) -> BookingEvent:
+    event = await events.get(event_id)
+    if event is None or not manages(user, event):
+        raise _event_not_found(event_id)
+    return event
+
+
 ManagedEvent = Annotated[BookingEvent, Depends(_managed_event)]
-"""The path's event, locked, if the caller organizes it or is an admin."""
+"""The path's event, locked for a change, if the caller organizes it or is an admin."""
+ReadManagedEvent = Annotated[BookingEvent, Depends(_managed_event_to_read)]
+"""The same, unlocked, for the organizer's reads."""
 
 
 async def _door_event(event_id: uuid.UUID, user: CurrentUser, events: EventsDep) -> BookingEvent:
