@@ -32,6 +32,12 @@ def test_every_service_is_installed_with_its_own_port() -> None:
     assert SERVICES["gateway"].dev_port == 8000
 
 
+DEVELOPMENT_SETTINGS: dict[str, dict[str, object]] = {
+    # What make dev sets: payments takes no payment without a provider configured.
+    "payments": {"simulator_enabled": True},
+}
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED - {"gateway"}))
 async def test_service_migrates_its_own_database_and_reports_health(
     name: str,
@@ -60,7 +66,11 @@ async def test_service_migrates_its_own_database_and_reports_health(
     assert publication == "marquee_outbox"
 
     settings = spec.settings_class(
-        database_url=url, redis_url=redis_url, kafka_bootstrap=kafka_bootstrap, log_json=False
+        database_url=url,
+        redis_url=redis_url,
+        kafka_bootstrap=kafka_bootstrap,
+        log_json=False,
+        **DEVELOPMENT_SETTINGS.get(name, {}),
     )
     module_name, factory_name = spec.app_factory.split(":")
     factory = getattr(__import__(module_name, fromlist=[factory_name]), factory_name)
@@ -94,6 +104,7 @@ async def test_readiness_names_the_piece_that_is_down(make_database: DatabaseFac
         database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere",
         kafka_bootstrap="127.0.0.1:1",
         log_json=False,
+        **DEVELOPMENT_SETTINGS.get(spec.name, {}),
     )
     module_name, factory_name = spec.app_factory.split(":")
     app = getattr(__import__(module_name, fromlist=[factory_name]), factory_name)(settings)
