@@ -148,6 +148,37 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database could not be had for this request: the pool stayed exhausted past its
+    timeout, the server refused or dropped the connection (a restart, a failover). Not a
+    bug of ours and not the client's: a 503 it may retry, not a 500."""
+    from sqlalchemy import exc as sqlalchemy_errors
+
+    if isinstance(error, sqlalchemy_errors.TimeoutError):
+        return True  # QueuePool limit reached, connection timed out
+    if isinstance(error, sqlalchemy_errors.DBAPIError) and (
+        error.connection_invalidated
+        or isinstance(error, sqlalchemy_errors.OperationalError | sqlalchemy_errors.InterfaceError)
+    ):
+        return True
+    return isinstance(error, ConnectionRefusedError | ConnectionResetError)
+
+
+def service_unavailable(path: str) -> ProblemResponse:
+    return problem(
+        503,
+        code="database-unavailable",
+        title="Temporarily unavailable",
+        detail="The service cannot reach its database right now; nothing was changed. "
+        "Retry in a moment (the same Idempotency-Key is safe).",
+        instance=path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def internal_error(path: str) -> ProblemResponse:
     """The 500 problem: what a client is told when we failed (nothing of the cause)."""
     return problem(
@@ -161,6 +192,14 @@ def internal_error(path: str) -> ProblemResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
+    if database_unavailable(exc):
+        logger.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return service_unavailable(request.url.path)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return internal_error(request.url.path)
 
@@ -195,9 +234,18 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_noting_start)
-        except Exception:
+        except Exception as error:
             if response_started:
                 raise  # logged by the handler in Starlette's outermost middleware
+            if database_unavailable(error):
+                logger.warning(
+                    "database unavailable on %s %s: %s",
+                    scope["method"],
+                    scope["path"],
+                    type(error).__name__,
+                )
+                await service_unavailable(scope["path"])(scope, receive, send)
+                return
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             await internal_error(scope["path"])(scope, receive, send)
 
