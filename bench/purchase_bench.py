@@ -64,6 +64,7 @@ from marquee_platform.migrations import drop_database, ensure_database, upgrade_
 from marquee_testing.inventory import published_event
 from marquee_testing.localinfra import Broker, start_tansu
 from marquee_testing.purchase_stack import running_purchase_stack
+from marquee_testing.waiting import wait_until
 
 SERVICES = {"inventory": INVENTORY, "booking": BOOKING, "payments": PAYMENTS}
 STEPS = ("hold", "order", "payment", "confirm", "to tickets")
@@ -458,8 +459,7 @@ async def run(args: argparse.Namespace) -> str:
                 progress(f"open loop at {rate:.0f} purchases/s for {args.seconds:.0f} s …")
                 below = await open_loop(stack, meter, rate=max(rate, 1.0), seconds=args.seconds)
                 progress("letting the saga settle, then auditing …")
-                await asyncio.sleep(0)  # the watcher has been running all along
-                settled = await settle(stack, urls)
+                settled = await settle(urls)
                 found = await audit(urls)
     finally:
         if watcher is not None:
@@ -531,9 +531,9 @@ def failures(measured: Measured) -> str:
 
 async def wait_until_selling(stack: Stack, timeout: float = 60.0) -> None:
     """Until inventory has the event and booking has its prices (an order would say so)."""
-    deadline = time.monotonic() + timeout
     organizer = stack.signer.headers("organizer-1", "organizer")
-    while time.monotonic() < deadline:
+
+    async def selling() -> bool:
         async with (
             stack.client.get(
                 f"{stack.base['inventory']}/api/v1/inventory/events/{stack.event_id}/availability"
@@ -543,25 +543,32 @@ async def wait_until_selling(stack: Stack, timeout: float = 60.0) -> None:
                 headers=organizer,
             ) as booking,
         ):
-            if inventory.status == 200 and booking.status == 200:
-                return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the event did not reach inventory and booking in time")
+            return inventory.status == 200 and booking.status == 200
+
+    await wait_until(
+        selling, timeout=timeout, interval=0.2, message="the event to reach inventory and booking"
+    )
 
 
-async def settle(stack: Stack, urls: dict[str, str], timeout: float = 60.0) -> str:
-    """Wait until no order is between payment and tickets (or the timeout)."""
+async def settle(urls: dict[str, str], timeout: float = 60.0) -> str:
+    """Wait until no order is between payment and tickets (or the timeout); says which."""
     booking = await asyncpg.connect(to_libpq_dsn(urls["booking"]))
+    started = time.monotonic()
+
+    async def confirming() -> int:
+        count: int = await booking.fetchval(
+            "SELECT count(*) FROM orders WHERE status = 'confirming'"
+        )
+        return count
+
+    async def none_confirming() -> bool:
+        return await confirming() == 0
+
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            confirming = await booking.fetchval(
-                "SELECT count(*) FROM orders WHERE status = 'confirming'"
-            )
-            if confirming == 0:
-                return f"settled in {timeout - (deadline - time.monotonic()):.1f} s"
-            await asyncio.sleep(0.5)
-        return f"{confirming} orders still confirming after {timeout:.0f} s"
+        await wait_until(none_confirming, timeout=timeout, interval=0.5)
+        return f"settled in {time.monotonic() - started:.1f} s"
+    except AssertionError:
+        return f"{await confirming()} orders still confirming after {timeout:.0f} s"
     finally:
         await booking.close()
 

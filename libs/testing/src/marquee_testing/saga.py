@@ -31,7 +31,13 @@ from marquee_booking.main import SERVICE as BOOKING
 from marquee_booking.main import create_app as create_booking_app
 from marquee_booking.settings import BookingSettings
 from marquee_contracts import CloudEvent
-from marquee_contracts.catalog import EVENT_PUBLISHED, EventPublished
+from marquee_contracts.catalog import (
+    EVENT_CANCELLED,
+    EVENT_CHANGED,
+    EVENT_PUBLISHED,
+    EventCancelled,
+    EventPublished,
+)
 from marquee_inventory.consumers import build_consumer as build_inventory_consumer
 from marquee_inventory.holds import EventKeys
 from marquee_inventory.main import SERVICE as INVENTORY
@@ -50,6 +56,7 @@ from marquee_platform.consumer import ConsumerRunner
 from marquee_platform.db import Database
 from marquee_testing.events import Clock
 from marquee_testing.fixtures import DatabaseFactory, TokenIssuer
+from marquee_testing.inventory import PublishedEvent, changed_snapshot
 
 Mailbox = list[tuple[str, CloudEvent]]
 
@@ -104,16 +111,9 @@ class Saga:
             await service.runner.apply(event, topic=EVENT_PUBLISHED.name)
         await self.pump()
 
-    async def cancel_event(self, event: Any, *, version: int) -> None:
+    async def cancel_event(self, event: PublishedEvent, *, version: int) -> None:
         """The organizer cancelled the event: the snapshot first, then the cancellation,
         as the events service writes them, to inventory and booking."""
-        from marquee_contracts.catalog import (
-            EVENT_CANCELLED,
-            EVENT_CHANGED,
-            EventCancelled,
-        )
-        from marquee_testing.inventory import changed_snapshot
-
         message = event.message
         cancelled = EventCancelled(
             event_id=message.event_id,

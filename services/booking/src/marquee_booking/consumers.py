@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from marquee_booking import handlers
+from marquee_booking.deps import BookingHandlerDependencies
 from marquee_booking.repository import (
+    CheckInRepository,
     EventRepository,
     OrderRepository,
     PeopleRepository,
@@ -79,35 +81,26 @@ class BookingConsumers:
     def __init__(self, clock: Clock = utc_now) -> None:
         self.clock = clock
 
-    def _dependencies(self, session: WriteSession) -> dict[str, Any]:
-        return {
-            "events": EventRepository(session),
-            "orders": OrderRepository(session),
-            "tickets": TicketRepository(session),
-            "promos": PromoRepository(session),
-            "refunds": RefundRepository(session),
-            "people": PeopleRepository(session),
-            "outbox": Outbox(session, source=outbox_source("booking")),
-            "clock": self.clock,
-        }
+    def _dependencies(self, session: WriteSession) -> BookingHandlerDependencies:
+        return BookingHandlerDependencies(
+            events=EventRepository(session),
+            orders=OrderRepository(session),
+            tickets=TicketRepository(session),
+            promos=PromoRepository(session),
+            refunds=RefundRepository(session),
+            checkins=CheckInRepository(session),
+            people=PeopleRepository(session),
+            outbox=Outbox(session, source=outbox_source("booking")),
+            clock=self.clock,
+        )
 
     def _bind(self, handler: Callable[..., Awaitable[Any]], schema: type, **fixed: Any) -> Handler:
-        import inspect
-
-        wanted = {
-            name
-            for name, parameter in inspect.signature(handler).parameters.items()
-            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        """The handler for one topic: given the message's data and, as the API's endpoints
+        are, the repositories of its transaction that it names (HandlerDependencies)."""
 
         async def apply(delivery: Delivery, session: WriteSession) -> None:
             assert isinstance(delivery.data, schema)
-            available = self._dependencies(session)
-            await handler(
-                delivery.data,
-                **{name: available[name] for name in wanted if name in available},
-                **fixed,
-            )
+            await self._dependencies(session)(handler, delivery.data, **fixed)
 
         return apply
 

@@ -165,9 +165,7 @@ async def read_payment(
     order_id: uuid.UUID, user: CurrentUser, session: ReadSessionDep
 ) -> PaymentRead:
     """**Who may call:** the order's buyer, admins."""
-    payment = (
-        await session.execute(select(Payment).where(Payment.order_id == order_id))
-    ).scalar_one_or_none()
+    payment = await handlers.payment_of_order(session, order_id)
     if payment is None or not (payment.user_id == user.user_id or user.is_admin):
         raise NotFound(
             f"There is no payment for order {order_id} of yours.", code="payment-not-found"

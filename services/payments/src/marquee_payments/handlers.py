@@ -82,6 +82,16 @@ async def order_confirmed(
 # ---- a payment for an order --------------------------------------------------------------
 
 
+async def payment_of_order(
+    session: AsyncSession, order_id: uuid.UUID, *, for_update: bool = False
+) -> Payment | None:
+    """The order's payment (there is at most one: ``payments.order_id`` is unique)."""
+    statement = select(Payment).where(Payment.order_id == order_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 class OrderNotPayable(Conflict):
     pass
 
@@ -111,9 +121,7 @@ async def start_payment(
     clock: Clock,
 ) -> Payment:
     """The order's payment, made once: asking again answers the same PaymentIntent."""
-    existing = (
-        await session.execute(select(Payment).where(Payment.order_id == order.order_id))
-    ).scalar_one_or_none()
+    existing = await payment_of_order(session, order.order_id)
     if existing is not None:
         return existing
     now = clock()
@@ -198,10 +206,9 @@ async def start_payment(
         .returning(Payment.id)
     )
     if inserted.first() is None:
-        found = (
-            await session.execute(select(Payment).where(Payment.order_id == order.order_id))
-        ).scalar_one()
-        return found
+        stored = await payment_of_order(session, order.order_id)
+        assert stored is not None, "the order's payment row was just written"
+        return stored
     await fraud.record(
         session,
         order_id=order.order_id,
@@ -212,7 +219,9 @@ async def start_payment(
         decided_by="policy",
         now=now,
     )
-    return (await session.execute(select(Payment).where(Payment.id == payment.id))).scalar_one()
+    stored = await payment_of_order(session, order.order_id)
+    assert stored is not None, "the order's payment row was just written"
+    return stored
 
 
 # ---- webhooks ----------------------------------------------------------------------------
@@ -289,11 +298,7 @@ async def _payment_of(session: AsyncSession, event: ProviderEvent) -> Payment | 
         if found is not None:
             return found
     if event.order_id is not None:
-        return (
-            await session.execute(
-                select(Payment).where(Payment.order_id == event.order_id).with_for_update()
-            )
-        ).scalar_one_or_none()
+        return await payment_of_order(session, event.order_id, for_update=True)
     return None
 
 
@@ -615,11 +620,7 @@ async def refund(
     ).scalar_one_or_none()
     if record is not None and record.status != "pending":
         return record.status
-    payment = (
-        await session.execute(
-            select(Payment).where(Payment.order_id == requested.order_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    payment = await payment_of_order(session, requested.order_id, for_update=True)
     if record is None:
         record = RefundRecord(
             id=requested.refund_id,
@@ -733,11 +734,7 @@ async def order_closed(
             set_={"state": "closed", "updated_at": statement.excluded.updated_at},
         )
     )
-    payment = (
-        await session.execute(
-            select(Payment).where(Payment.order_id == closed.order_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    payment = await payment_of_order(session, closed.order_id, for_update=True)
     if payment is None or payment.status in ("succeeded", "refunded", "canceled"):
         return "nothing-to-cancel"
     intent = await provider.cancel_intent(

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from marquee_payments.main import SERVICE
 from marquee_payments.models import Base
-from marquee_platform.migrations import alembic_config
 from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.migrations import check_migrations
 
 SERVICE_TABLES = {
     "payments",
@@ -28,32 +20,7 @@ SERVICE_TABLES = {
 }
 
 
-def differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, Base.metadata))
-
-
-def table_names(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
-
-
 async def test_head_matches_the_models_and_downgrades_cleanly(
     make_database: DatabaseFactory,
 ) -> None:
-    assert SERVICE.migrations is not None
-    url = await make_database(SERVICE.migrations, prefix="payments_migrations")
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as connection:
-            assert await connection.run_sync(differences) == []
-            assert await connection.run_sync(table_names) >= SERVICE_TABLES
-
-        config = alembic_config(url, SERVICE.migrations)
-        await asyncio.to_thread(command.downgrade, config, "0001")
-        async with engine.connect() as connection:
-            assert not SERVICE_TABLES & await connection.run_sync(table_names)
-        await asyncio.to_thread(command.upgrade, config, "head")
-        async with engine.connect() as connection:
-            assert await connection.run_sync(differences) == []
-    finally:
-        await engine.dispose()
+    await check_migrations(make_database, SERVICE, Base.metadata, SERVICE_TABLES)
