@@ -109,6 +109,20 @@ class Shop:
         [ticket] = tickets.json()
         return {**given, "ticket_id": ticket["ticket_id"], "barcode": ticket["barcode"]}
 
+    async def promo_code(self) -> Given:
+        given = await self.event()
+        made = await self.saga.booking.client.post(
+            f"/api/v1/events/{given['event_id']}/promo-codes",
+            json={"code": "FRIENDS", "kind": "percent", "value": 1000},
+            headers=self.people.token_issuer.headers(ORGANIZER, ("organizer",)),
+        )
+        assert made.status_code == 201, made.text
+        return {**given, "promo_code_id": made.json()["promo_code_id"]}
+
+    async def no_review(self) -> Given:
+        """A payment id nothing waits on: only an admin learns that (404)."""
+        return {"payment_id": uuid.uuid4()}
+
     async def paid_order_and_a_recipient(self) -> Given:
         given = await self.paid_order()
         recipient = str(uuid.uuid4())
@@ -276,6 +290,47 @@ def booking_rows(shop: Shop) -> list[Row]:
             body=lambda given: {"barcode": given["barcode"]},
         ),
         Row(
+            "read sales settings",
+            "GET",
+            event + "/sales-settings",
+            (404, 404, 200, 404, 404, 401, 200),
+            given=shop.event,
+            changes_nothing=True,
+        ),
+        Row(
+            "read door staff",
+            "GET",
+            event + "/staff",
+            (404, 404, 200, 404, 404, 401, 200),
+            given=shop.event,
+            changes_nothing=True,
+        ),
+        Row(
+            "change a promo code",
+            "PATCH",
+            event + "/promo-codes/{promo_code_id}",
+            (404, 404, 200, 404, 404, 401, 200),
+            given=shop.promo_code,
+            body=lambda _: {"active": False},
+        ),
+        Row(
+            "upload offline scans",
+            "POST",
+            event + "/checkins/offline",
+            (404, 404, 200, 404, 200, 401, 200),
+            given=shop.paid_order,
+            body=lambda given: {
+                "device_id": "door-1",
+                "scans": [
+                    {
+                        "scan_id": str(uuid.uuid4()),
+                        "barcode": given["barcode"],
+                        "scanned_at": "2026-12-01T20:00:00+00:00",
+                    }
+                ],
+            },
+        ),
+        Row(
             "the scanner kit",
             "GET",
             event + "/scanner-kit",
@@ -311,6 +366,22 @@ def payments_rows(shop: Shop) -> list[Row]:
             "GET",
             "/api/v1/payments/reviews",
             (403, 403, 403, 403, 403, 401, 200),
+            changes_nothing=True,
+        ),
+        Row(
+            "approve a held payment",
+            "POST",
+            "/api/v1/payments/reviews/{payment_id}/approve",
+            (403, 403, 403, 403, 403, 401, 404),
+            given=shop.no_review,
+            changes_nothing=True,
+        ),
+        Row(
+            "refund a held payment",
+            "POST",
+            "/api/v1/payments/reviews/{payment_id}/refund",
+            (403, 403, 403, 403, 403, 401, 404),
+            given=shop.no_review,
             changes_nothing=True,
         ),
     ]
