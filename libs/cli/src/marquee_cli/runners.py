@@ -54,4 +54,6 @@ async def run_consumer(spec: ServiceSpec) -> None:
     runner: Any = factory()
     if inspect.isawaitable(runner):
         runner = await runner
+    if runner.status_redis_url is None:  # report this replica where the gateway reads it
+        runner.status_redis_url = spec.settings_class().redis_url
     await run_until_signalled(runner)

@@ -11,8 +11,11 @@ message never stalls the partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,9 +31,10 @@ from marquee_contracts import REGISTRY, CloudEvent, TopicRegistry, UnknownEventT
 from marquee_contracts.topics import dead_letter_topic
 from marquee_platform.db import Database, WriteSession
 from marquee_platform.kafka import create_producer, ensure_topics
-from marquee_platform.metrics import CONSUMED, CONSUMER_LAG
+from marquee_platform.metrics import ASSIGNED_PARTITIONS, CONSUMED, CONSUMER_LAG, REBALANCES
 from marquee_platform.outbox import INBOX
 from marquee_platform.tracing import headers_from_kafka, span_from_headers
+from marquee_platform.workers import WorkerBeacon, WorkerStatus, this_instance
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,41 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
+@dataclass(frozen=True)
+class GroupTiming:
+    """How fast the group notices a member that died.
+
+    The broker gives a dead member's partitions to the others once it has missed
+    heartbeats for ``session_timeout_ms``; then the group rebalances. Kafka's client
+    default (10 s, and 45 s in the Java client) left partitions stalled for up to 17 s
+    after a SIGKILL; 3 s with a heartbeat every 0.5 s fails over in about 4.5 s on tansu
+    (measured: ``make bench-scale``). Real Kafka refuses a session timeout under its
+    ``group.min.session.timeout.ms`` (6 s by default): lower that on the broker to match.
+    A stop by signal leaves the group at once and needs no timeout. Override with
+    ``MARQUEE_CONSUMER_SESSION_TIMEOUT_MS`` and ``MARQUEE_CONSUMER_HEARTBEAT_INTERVAL_MS``.
+    """
+
+    session_timeout_ms: int = 3000
+    heartbeat_interval_ms: int = 500
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> GroupTiming:
+        environ = os.environ if environ is None else environ
+        default = cls()
+        session = int(
+            environ.get("MARQUEE_CONSUMER_SESSION_TIMEOUT_MS", default.session_timeout_ms)
+        )
+        heartbeat = int(
+            environ.get("MARQUEE_CONSUMER_HEARTBEAT_INTERVAL_MS", default.heartbeat_interval_ms)
+        )
+        if heartbeat * 3 > session:
+            raise ValueError(
+                f"the heartbeat interval ({heartbeat} ms) must be at most a third of the "
+                f"session timeout ({session} ms)"
+            )
+        return cls(session_timeout_ms=session, heartbeat_interval_ms=heartbeat)
+
+
 @dataclass
 class ConsumerRunner:
     """Consumes ``handlers``' topics as ``group`` and applies each event exactly once."""
@@ -82,9 +121,18 @@ class ConsumerRunner:
     """Called after a message's transaction committed and before its offset is; tests use
     it to crash in exactly that gap."""
 
+    timing: GroupTiming = field(default_factory=GroupTiming.from_environment)
+    status_redis_url: str | None = None
+    """Where this replica reports itself alive with its partitions and lag
+    (:mod:`marquee_platform.workers`); ``marquee consume`` sets the service's Redis."""
+
     ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     """Set once the group has given this consumer its partitions."""
     _next_offsets: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _assigned: frozenset[TopicPartition] = field(default_factory=frozenset, init=False)
+    _lag: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _started_at: float = field(default=0.0, init=False)
+    _beacon: WorkerBeacon | None = field(default=None, init=False)
 
     @property
     def dead_letter_topic(self) -> str:
@@ -109,22 +157,82 @@ class ConsumerRunner:
             # tansu answers a fetch only when this runs out; real Kafka answers as soon
             # as data arrives, so a short wait costs little there and saves ~0.5 s here.
             fetch_max_wait_ms=50,
+            session_timeout_ms=self.timing.session_timeout_ms,
+            heartbeat_interval_ms=self.timing.heartbeat_interval_ms,
+            # How long the broker waits for members to rejoin a rebalance; members rejoin
+            # from aiokafka's background task, so the session timeout is plenty.
+            rebalance_timeout_ms=self.timing.session_timeout_ms,
         )
         producer = create_producer(self.bootstrap, client_id=f"marquee-{self.group}-dlq")
-        consumer.subscribe(list(self.handlers), listener=_SignalAssignment(self.ready))
+        consumer.subscribe(list(self.handlers), listener=_Rebalances(self))
+        self._started_at = time.time()
+        if self.status_redis_url is not None:
+            self._beacon = WorkerBeacon(self.status_redis_url, self.status).start()
         await consumer.start()
         await producer.start()
-        logger.info("consumer group %s started on %s", self.group, sorted(self.handlers))
+        logger.info(
+            "consumer group %s started on %s as %s",
+            self.group,
+            sorted(self.handlers),
+            this_instance(),
+        )
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500)
                 for partition, records in batches.items():
                     await self._apply_partition_batch(consumer, producer, partition, records, stop)
-                self._record_lag(consumer)
+                await self._record_lag(consumer)
         finally:
             await consumer.stop()
             await producer.stop()
+            if self._beacon is not None:
+                await self._beacon.stop()
+                self._beacon = None
+            self._forget(self._assigned)
             logger.info("consumer group %s stopped", self.group)
+
+    def status(self) -> WorkerStatus:
+        """This replica as :func:`marquee_platform.workers.read_workers` reports it."""
+        return WorkerStatus(
+            kind="consumer",
+            group=self.group,
+            partitions=tuple(sorted(f"{tp.topic}[{tp.partition}]" for tp in self._assigned)),
+            lag=sum(self._lag.get(tp, 0) for tp in self._assigned),
+            started_at=self._started_at,
+        )
+
+    async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
+        gained = assigned - self._assigned
+        self._assigned = assigned
+        ASSIGNED_PARTITIONS.labels(self.group).set(len(assigned))
+        REBALANCES.labels(self.group).inc()
+        logger.info(
+            "consumer group %s: this replica now holds %d partition(s)%s",
+            self.group,
+            len(assigned),
+            f", gained {_describe(gained)}" if gained else "",
+        )
+        self.ready.set()
+        if self._beacon is not None:
+            await self._beacon.announce()
+
+    async def _on_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+        if revoked:
+            logger.info(
+                "consumer group %s: rebalancing, gave up %s", self.group, _describe(revoked)
+            )
+        self._forget(revoked)
+        self._assigned = self._assigned - revoked
+        ASSIGNED_PARTITIONS.labels(self.group).set(len(self._assigned))
+
+    def _forget(self, partitions: frozenset[TopicPartition]) -> None:
+        """Drop what we knew of partitions we no longer hold: their lag is another
+        replica's to report now, and a stale series would hide it."""
+        for tp in partitions:
+            self._lag.pop(tp, None)
+            self._next_offsets.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
 
     async def _apply_partition_batch(
         self,
@@ -278,27 +386,38 @@ class ConsumerRunner:
         )
         CONSUMED.labels(self.group, record.topic, "dead-lettered").inc()
 
-    def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag = the partition's end (as of the last fetch) minus what we have applied."""
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag = the partition's end (as of the last fetch) minus what we have applied
+        (or, before we applied anything there, the consumer's position)."""
         for partition in consumer.assignment():
             highwater = consumer.highwater(partition)
             applied = self._next_offsets.get(partition)
+            if applied is None and highwater is not None:
+                with contextlib.suppress(Exception):  # no position yet: report it later
+                    applied = await asyncio.wait_for(consumer.position(partition), 0.5)
             if highwater is None or applied is None:
                 continue
-            CONSUMER_LAG.labels(self.group, partition.topic, str(partition.partition)).set(
-                max(0, highwater - applied)
-            )
+            lag = max(0, highwater - applied)
+            self._lag[partition] = lag
+            CONSUMER_LAG.labels(self.group, partition.topic, str(partition.partition)).set(lag)
 
 
-class _SignalAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, ready: asyncio.Event) -> None:
-        self._ready = ready
+def _describe(partitions: frozenset[TopicPartition]) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{topic} {sorted(numbers)}" for topic, numbers in sorted(by_topic.items()))
+
+
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self._runner = runner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        await self._runner._on_revoked(frozenset(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._ready.set()
+        await self._runner._on_assigned(frozenset(assigned))
 
 
 async def run_until_signalled(runner: ConsumerRunner) -> None:

@@ -29,6 +29,16 @@ CONSUMER_LAG = Gauge(
     "Messages between the group's position and the partition's end",
     ["group", "topic", "partition"],
 )
+ASSIGNED_PARTITIONS = Gauge(
+    "marquee_consumer_assigned_partitions",
+    "Partitions the group has given this replica",
+    ["group"],
+)
+REBALANCES = Counter(
+    "marquee_consumer_rebalances_total",
+    "Partition assignments this replica received (one per group rebalance)",
+    ["group"],
+)
 CONSUMED = Counter(
     "marquee_consumer_messages_total",
     "Messages handled by consumers, by outcome (applied, duplicate, dead-lettered)",

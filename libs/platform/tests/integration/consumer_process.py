@@ -3,12 +3,14 @@
 Usage: python consumer_process.py DATABASE_URL BOOTSTRAP TOPIC GROUP [CRASH_AFTER]
 Each applied event inserts one row into ``effects``. With CRASH_AFTER=n the process
 SIGKILLs itself right after the n-th effect committed and before its offset commit.
+With MARQUEE_REDIS_URL set it reports its partitions there (marquee_platform.workers).
 At a clean exit it prints how many redeliveries the inbox turned into no-ops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -54,6 +56,7 @@ async def main() -> None:
         handlers={topic: record_effect},
         registry=registry,
         after_apply=crash_in_the_gap,
+        status_redis_url=os.environ.get("MARQUEE_REDIS_URL"),
     )
     print("started", flush=True)
     await run_until_signalled(runner)
@@ -63,4 +66,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     asyncio.run(main())

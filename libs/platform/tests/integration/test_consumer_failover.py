@@ -1,0 +1,193 @@
+"""Replicas of one consumer group: a SIGKILLed member's partitions move to the others,
+members join and leave, and every event is still applied exactly once.
+
+How fast the partitions move is measured by ``make bench-scale``; this proves what the
+replicas do, reading what each reports about itself (:mod:`marquee_platform.workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis_asyncio
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from marquee_auth.main import SERVICE
+from marquee_contracts import CloudEvent
+from marquee_platform.db import Database
+from marquee_platform.kafka import create_producer, ensure_topics, publish
+from marquee_platform.workers import WorkerStatus, read_workers
+from marquee_testing.fixtures import DatabaseFactory
+from marquee_testing.waiting import wait_until
+
+CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
+PARTITIONS = 4
+
+
+@pytest.fixture
+async def database_url(make_database: DatabaseFactory) -> str:
+    url = await make_database(SERVICE.migrations)
+    database = Database(url)
+    async with database.transaction() as session:
+        await session.execute(
+            text("CREATE TABLE effects (event_id text NOT NULL, sequence int NOT NULL)")
+        )
+    await database.dispose()
+    return url
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = create_producer(kafka_bootstrap)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
+    client = redis_asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+class Replicas:
+    """Consumer processes of one group, each in its own session, all killed at the end."""
+
+    def __init__(self, *args: str, redis_url: str) -> None:
+        self.args = args
+        self.env = {**os.environ, "MARQUEE_REDIS_URL": redis_url}
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def start(self) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, str(CONSUMER_PROCESS), *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+async def publish_things(producer: AIOKafkaProducer, topic: str, sequences: range) -> list[str]:
+    ids = []
+    for sequence in sequences:
+        event = CloudEvent(
+            source="/marquee/test",
+            type=topic,
+            subject=f"thing-{sequence}",
+            data={"sequence": sequence},
+        )
+        await publish(producer, topic, event, key=f"thing-{sequence}")
+        ids.append(event.id)
+    return ids
+
+
+async def applied_ids(database_url: str) -> list[str]:
+    database = Database(database_url)
+    try:
+        async with database.reading() as session:
+            return list((await session.execute(text("SELECT event_id FROM effects"))).scalars())
+    finally:
+        await database.dispose()
+
+
+def members(statuses: list[WorkerStatus], group: str) -> dict[int, WorkerStatus]:
+    """The group's live replicas by process id."""
+    return {
+        int(status.instance.rsplit(":", 1)[1]): status
+        for status in statuses
+        if status.kind == "consumer" and status.group == group
+    }
+
+
+async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
+    database_url: str,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis: redis_asyncio.Redis,
+    unique_name: Callable[[str], str],
+) -> None:
+    topic = f"test.{unique_name('thing-happened')}.v1"
+    group = unique_name("group")
+    await ensure_topics(kafka_bootstrap, {topic: PARTITIONS})
+    replicas = Replicas(database_url, kafka_bootstrap, topic, group, redis_url=redis_url)
+    published: list[str] = []
+
+    async def holding(expected: dict[int, int]) -> bool:
+        """Each listed replica reports exactly that many partitions (and no one else)."""
+        live = members(await read_workers(redis), group)
+        return {pid: len(status.partitions) for pid, status in live.items()} == expected
+
+    async def all_applied() -> bool:
+        return len(await applied_ids(database_url)) >= len(published)
+
+    try:
+        first, second = replicas.start(), replicas.start()
+        await wait_until(
+            lambda: holding({first.pid: 2, second.pid: 2}),
+            timeout=60,
+            message="two replicas share the four partitions",
+        )
+        published += await publish_things(producer, topic, range(0, 100))
+        await wait_until(all_applied, timeout=60, message="both replicas applied batch 1")
+
+        # A member dies without leaving the group: the broker must notice on its own.
+        os.killpg(first.pid, signal.SIGKILL)
+        assert first.wait(timeout=10) == -signal.SIGKILL
+        published += await publish_things(producer, topic, range(100, 200))
+        await wait_until(
+            lambda: holding({second.pid: PARTITIONS}),
+            timeout=60,
+            message="the survivor took the killed replica's partitions",
+        )
+        await wait_until(all_applied, timeout=60, message="the survivor applied batch 2")
+
+        # Scale up while events flow, then down by a clean stop.
+        third = replicas.start()
+        published += await publish_things(producer, topic, range(200, 300))
+        await wait_until(
+            lambda: holding({second.pid: 2, third.pid: 2}),
+            timeout=60,
+            message="the new replica got its share",
+        )
+        second.send_signal(signal.SIGTERM)
+        published += await publish_things(producer, topic, range(300, 400))
+        assert await asyncio.to_thread(second.wait, 30) == 0
+        await wait_until(
+            lambda: holding({third.pid: PARTITIONS}),
+            timeout=60,
+            message="the last replica holds every partition after the other left",
+        )
+        await wait_until(all_applied, timeout=60, message="every batch applied")
+        third.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(third.wait, 30) == 0
+    finally:
+        replicas.kill_all()
+
+    applied = await applied_ids(database_url)
+    assert sorted(applied) == sorted(published), "every event applied exactly once"
+    # A clean stop deletes the replica's status at once; the killed one's expired.
+    await wait_until(
+        lambda: holding({}), timeout=10, message="no replica of the group is reported alive"
+    )
+    third_log = third.stdout.read() if third.stdout else ""
+    assert f"consumer group {group}: this replica now holds {PARTITIONS} partition(s)" in third_log
