@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from marquee_platform.logging import configure_logging
@@ -26,7 +28,8 @@ from marquee_platform.relay.common import (
     create_relay_producer,
     database_name,
 )
-from marquee_platform.relay.runner import run_relay
+from marquee_platform.relay.runner import RelayRole, run_relay
+from marquee_platform.workers import WorkerBeacon, WorkerStatus
 
 logger = logging.getLogger("marquee.relay")
 _DEFAULTS = RelayOptions()
@@ -64,6 +67,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
     )
     parser.add_argument("--metrics-address", default="127.0.0.1")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("MARQUEE_REDIS_URL"),
+        help="report this relay alive (active or standby) there, for the gateway's /readyz "
+        "(default: $MARQUEE_REDIS_URL; none: no report)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     args = parser.parse_args(argv)
@@ -86,6 +95,13 @@ async def main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         retention=timedelta(hours=args.retention_hours),
     )
+    roles = {name: RelayRole() for name in args.name}
+    started_at = time.time()
+    beacons = [
+        WorkerBeacon(args.redis_url, _status_of(name, role, started_at)).start()
+        for name, role in roles.items()
+        if args.redis_url
+    ]
     shared = None
     if len(args.database_url) > 1:
         shared = create_relay_producer(args.kafka_bootstrap, name="shared", options=options)
@@ -101,6 +117,7 @@ async def main(args: argparse.Namespace) -> int:
                     stop=stop,
                     producer=shared,
                     options=options,
+                    role=roles[name],
                 ),
                 name=f"relay-{name}",
             )
@@ -120,6 +137,8 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         if shared is not None:
             await shared.stop()
+        for beacon in beacons:
+            await beacon.stop()
     failed = [r for r in results if isinstance(r, BaseException)]
     for error in failed:
         logger.error("relay stopped: %s", error, exc_info=error)
@@ -127,6 +146,18 @@ async def main(args: argparse.Namespace) -> int:
         return 2 if all(isinstance(e, RelayConfigError) for e in failed) else 1
     logger.info("relay stopped cleanly")
     return 0
+
+
+def _status_of(name: str, role: RelayRole, started_at: float) -> Callable[[], WorkerStatus]:
+    def status() -> WorkerStatus:
+        return WorkerStatus(
+            kind="relay",
+            group=name,
+            role="active" if role.active else "standby",
+            started_at=started_at,
+        )
+
+    return status
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ class RelayOptions:
     """On stop: how long to wait for the broker to acknowledge what is in flight."""
     max_backoff: float = 10.0
     """Longest wait between two attempts after a failure."""
+    leadership_interval: float = 0.5
+    """How often a standby relay tries for the lock, and the active one checks it holds it."""
     linger_ms: int = 2
     max_batch_bytes: int = 512 * 1024
 
