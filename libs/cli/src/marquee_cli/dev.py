@@ -15,9 +15,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -54,6 +56,38 @@ from marquee_testing.localinfra import port_open
 WORKER_METRICS_PORT = 9100
 """The relay serves /metrics here; a service's consumers at 9100 + its port's last digits."""
 
+REPLICA_PORT_STRIDE = 10
+"""Replica n (from 0) of a service listens at its port + n * this (search: 8003, 8013, …);
+its consumers' metrics likewise. The gateway's replicas share one port instead."""
+MAX_REPLICAS = 9
+REPLICAS_ENV = "MARQUEE_DEV_REPLICAS"
+
+
+def parse_replicas(text: str, known: Iterable[str]) -> dict[str, int]:
+    """``"search=2,gateway=2"`` as ``{"search": 2, "gateway": 2}``; a clear error else.
+
+    A service's count applies to its HTTP processes and to its consumers; ``relay`` is
+    the outbox relay (one active, the others standing by)."""
+    known = set(known) | {"relay"}
+    replicas: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, count = item.partition("=")
+        name = name.strip()
+        if not equals or not count.strip().isdigit():
+            raise ValueError(f"{item!r}: write NAME=COUNT, e.g. search=2")
+        if name not in known:
+            raise ValueError(f"{name!r} is not a service; known: {', '.join(sorted(known))}")
+        number = int(count)
+        if not 1 <= number <= MAX_REPLICAS:
+            raise ValueError(f"{name}: between 1 and {MAX_REPLICAS} replicas, not {number}")
+        replicas[name] = number
+    return replicas
+
+
+def replica_name(name: str, index: int, count: int) -> str:
+    """``search`` alone; ``search-1``, ``search-2`` when there are several."""
+    return name if count == 1 else f"{name}-{index + 1}"
+
 
 @dataclass(frozen=True)
 class DevOptions:
@@ -63,6 +97,8 @@ class DevOptions:
     postgres_url: str | None = None
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
+    replicas: Mapping[str, int] = field(default_factory=dict)
+    """Processes per service (and ``relay``); 1 for any not named."""
 
 
 class DevError(Exception):
@@ -86,6 +122,7 @@ class _Dev:
         self.started = time.monotonic()
         self.all_healthy_after: float | None = None
         self.first_signal_at: float | None = None
+        self.shared_sockets: list[socket.socket] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -125,6 +162,9 @@ class _Dev:
         self.embedded.stop()
 
     def _shutdown_infrastructure(self) -> None:
+        for listener in self.shared_sockets:
+            listener.close()
+        self.shared_sockets.clear()
         if self.embedded.pids:
             self._say("stopping the embedded servers: " + ", ".join(self.embedded.pids))
         self.embedded.stop()
@@ -174,9 +214,10 @@ class _Dev:
 
     def _check_ports(self, specs: dict[str, ServiceSpec]) -> None:
         taken = [
-            f"{spec.name} {self._port(spec)}"
+            f"{spec.name} {port}"
             for spec in specs.values()
-            if port_open("127.0.0.1", self._port(spec))
+            for port in sorted(set(self._ports(spec)))
+            if port_open("127.0.0.1", port)
         ]
         if taken:
             raise DevError(
@@ -247,29 +288,63 @@ class _Dev:
     def _port(self, spec: ServiceSpec) -> int:
         return spec.dev_port + self.options.port_offset
 
+    def _replicas(self, name: str) -> int:
+        return self.options.replicas.get(name, 1)
+
+    def _ports(self, spec: ServiceSpec) -> list[int]:
+        """Where each replica of ``spec`` listens: one shared port for the gateway."""
+        if spec.name == "gateway":
+            return [self._port(spec)] * self._replicas(spec.name)
+        return [
+            self._port(spec) + index * REPLICA_PORT_STRIDE
+            for index in range(self._replicas(spec.name))
+        ]
+
+    def _shared_listener(self, port: int) -> int:
+        """A listening socket on 127.0.0.1:``port`` that several processes accept from
+        (uvicorn ``--fd``): the kernel hands each connection to one of them, and one
+        replica dying leaves the port and the others' connections open."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(2048)
+        listener.set_inheritable(True)
+        self.shared_sockets.append(listener)
+        return listener.fileno()
+
     def _process_specs(
         self, specs: dict[str, ServiceSpec], urls: dict[Piece, str]
     ) -> list[ProcessSpec]:
         env = self._child_environment(specs, urls)
         python = sys.executable
-        processes = [
-            ProcessSpec(
-                name=spec.name,
-                argv=[
-                    *(python, "-m", "uvicorn", "--factory", spec.app_factory),
-                    *("--host", "127.0.0.1", "--port", str(self._port(spec))),
-                    # X-Forwarded-For is the services' to judge (marquee_platform.forwarding):
-                    # uvicorn would believe any from 127.0.0.1, which every client here is.
-                    "--no-proxy-headers",
-                    # Open event streams never finish by themselves: bound the wait on Ctrl-C.
-                    *("--timeout-graceful-shutdown", "5"),
-                ],
-                env=env,
-                log_path=self.logs / f"{spec.name}.log",
-                port=self._port(spec),
-            )
-            for spec in specs.values()
-        ]
+        processes: list[ProcessSpec] = []
+        for spec in specs.values():
+            ports = self._ports(spec)
+            shared_fd = self._shared_listener(ports[0]) if len(set(ports)) < len(ports) else None
+            for index, port in enumerate(ports):
+                name = replica_name(spec.name, index, len(ports))
+                where: tuple[str, ...] = ("--host", "127.0.0.1", "--port", str(port))
+                if shared_fd is not None:
+                    where = ("--fd", str(shared_fd))
+                processes.append(
+                    ProcessSpec(
+                        name=name,
+                        argv=[
+                            *(python, "-m", "uvicorn", "--factory", spec.app_factory, *where),
+                            # X-Forwarded-For is the services' to judge
+                            # (marquee_platform.forwarding): uvicorn would believe any from
+                            # 127.0.0.1, which every client here is.
+                            "--no-proxy-headers",
+                            # Open event streams never end by themselves: bound the wait on
+                            # Ctrl-C.
+                            *("--timeout-graceful-shutdown", "5"),
+                        ],
+                        env=env,
+                        log_path=self.logs / f"{name}.log",
+                        port=port,
+                        pass_fds=() if shared_fd is None else (shared_fd,),
+                    )
+                )
         with_database = [spec for spec in specs.values() if spec.has_database]
         if with_database:
             relay_argv = [python, "-m", "marquee_platform.relay"]
@@ -278,16 +353,23 @@ class _Dev:
                 relay_argv += ["--database-url", relay_url, "--name", relay_name(spec.name)]
             relay_argv += ["--kafka-bootstrap", urls[Piece.KAFKA]]
             relay_argv += ["--log-format", "json" if logs_as_json(env) else "text"]
-            relay_argv += ["--metrics-port", str(WORKER_METRICS_PORT + self.options.port_offset)]
-            processes.append(ProcessSpec("relay", relay_argv, env, self.logs / "relay.log"))
+            relays = self._replicas("relay")
+            for index in range(relays):
+                name = replica_name("relay", index, relays)
+                metrics_port = WORKER_METRICS_PORT + self.options.port_offset
+                metrics_port += index * REPLICA_PORT_STRIDE
+                argv = [*relay_argv, "--metrics-port", str(metrics_port)]
+                processes.append(ProcessSpec(name, argv, env, self.logs / f"{name}.log"))
         for spec in specs.values():
-            if spec.consumer_factory is not None:
-                name = f"{spec.name}-consumer"
+            if spec.consumer_factory is None:
+                continue
+            consumers = self._replicas(spec.name)
+            for index in range(consumers):
+                name = replica_name(f"{spec.name}-consumer", index, consumers)
+                metrics_port = WORKER_METRICS_PORT + spec.dev_port % 100 + self.options.port_offset
+                metrics_port += index * REPLICA_PORT_STRIDE
                 argv = [python, "-m", "marquee_cli", "consume", "--service", spec.name]
-                argv += [
-                    "--metrics-port",
-                    str(WORKER_METRICS_PORT + spec.dev_port % 100 + self.options.port_offset),
-                ]
+                argv += ["--metrics-port", str(metrics_port)]
                 processes.append(ProcessSpec(name, argv, env, self.logs / f"{name}.log"))
         return processes
 
@@ -320,13 +402,14 @@ class _Dev:
                 f"http://127.0.0.1:{self._port(specs['payments'])}"
                 "/api/v1/payments/webhooks/simulated"
             )
-        env["GATEWAY_SERVICE_URLS"] = json.dumps(
-            {
-                spec.name: f"http://127.0.0.1:{self._port(spec)}"
-                for spec in specs.values()
-                if spec.name != "gateway"
-            }
-        )
+        service_urls: dict[str, str | list[str]] = {}
+        for spec in specs.values():
+            if spec.name == "gateway":
+                continue
+            replica_urls = [f"http://127.0.0.1:{port}" for port in self._ports(spec)]
+            service_urls[spec.name] = replica_urls[0] if len(replica_urls) == 1 else replica_urls
+        # The gateway balances over every replica's URL (marquee_gateway.balancer).
+        env["GATEWAY_SERVICE_URLS"] = json.dumps(service_urls)
         return env
 
     # --- while supervising ----------------------------------------------------------------

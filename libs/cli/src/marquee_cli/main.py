@@ -136,13 +136,27 @@ def dev(
     redis_url: RedisUrl = None,
     kafka_bootstrap: KafkaBootstrap = None,
     state_dir: StateDir = None,
+    replicas: Annotated[
+        str,
+        typer.Option(
+            "--replicas",
+            envvar="MARQUEE_DEV_REPLICAS",
+            help="Processes per service, e.g. search=2,events=2,gateway=2 (its consumers "
+            "too; relay=2 adds a standby relay). Replica n listens at the service's port "
+            "+ 10n; the gateway's share its port.",
+        ),
+    ] = "",
 ) -> None:
     """Run every service, the outbox relay and the consumers on 127.0.0.1 until Ctrl-C.
 
     Each piece: the URL given, else a server on its usual port, else an embedded one.
     """
-    from marquee_cli.dev import DevOptions, run_dev
+    from marquee_cli.dev import DevOptions, parse_replicas, run_dev
 
+    try:
+        replica_counts = parse_replicas(replicas, discover_services())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--replicas") from exc
     options = DevOptions(
         state_dir=state_dir or default_state_dir(),
         port_offset=port_offset,
@@ -151,6 +165,7 @@ def dev(
         postgres_url=postgres_url,
         redis_url=redis_url,
         kafka_bootstrap=kafka_bootstrap,
+        replicas=replica_counts,
     )
     raise typer.Exit(run_dev(options, console))
 

@@ -34,6 +34,8 @@ class ProcessSpec:
     """An HTTP port answering ``health_path`` when the process is healthy."""
     health_path: str = "/healthz"
     cwd: Path | None = None
+    pass_fds: tuple[int, ...] = ()
+    """File descriptors the child inherits (a listening socket several replicas share)."""
 
     @property
     def health_url(self) -> str | None:
@@ -198,6 +200,7 @@ class Supervisor:
                     env=dict(spec.env),
                     cwd=spec.cwd,
                     start_new_session=True,
+                    pass_fds=spec.pass_fds,
                     # The event loop runs on the main thread, so the child dies with
                     # marquee itself even if it is SIGKILLed (see die_with_parent).
                     preexec_fn=die_with_parent(signal.SIGTERM),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from marquee_cli.dev import DevOptions, _Dev
+from marquee_cli.dev import DevOptions, _Dev, parse_replicas
 from marquee_cli.infra import Piece
 from marquee_platform.service import ServiceSpec
 from marquee_platform.settings import ServiceSettings
+from marquee_testing.localinfra import free_port
 
 SPECS = {
     "gateway": ServiceSpec("gateway", ServiceSettings, "marquee_gateway.main:create_app", 8000),
@@ -32,3 +35,84 @@ def test_uvicorn_never_rewrites_the_client_address_from_forwarded_headers(
     assert {process.name for process in servers} == {"gateway", "auth"}
     for process in servers:
         assert "--no-proxy-headers" in process.argv, process.argv
+
+
+SEARCH = ServiceSpec(
+    "search",
+    ServiceSettings,
+    "marquee_search.main:create_app",
+    8003,
+    Path("m"),
+    consumer_factory="marquee_search.consumers:create_consumer",
+)
+
+
+def test_replicas_are_parsed_with_errors_that_say_what_to_write() -> None:
+    known = ["gateway", "auth", "search"]
+    assert parse_replicas("search=2, gateway=3,relay=2", known) == {
+        "search": 2,
+        "gateway": 3,
+        "relay": 2,
+    }
+    assert parse_replicas("", known) == {}
+    for text, complaint in [
+        ("search", "NAME=COUNT"),
+        ("search=two", "NAME=COUNT"),
+        ("serch=2", "not a service"),
+        ("search=0", "between 1 and 9"),
+        ("search=10", "between 1 and 9"),
+    ]:
+        with pytest.raises(ValueError, match=complaint):
+            parse_replicas(text, known)
+
+
+def test_each_replica_gets_its_own_port_and_the_gateway_balances_over_them(
+    tmp_path: Path,
+) -> None:
+    specs = {**SPECS, "search": SEARCH}
+    options = DevOptions(state_dir=tmp_path, replicas={"search": 2, "auth": 2, "relay": 2})
+    processes = {p.name: p for p in _Dev(options, Console())._process_specs(specs, URLS)}
+    assert set(processes) == {
+        "gateway",
+        "auth-1",
+        "auth-2",
+        "search-1",
+        "search-2",
+        "relay-1",
+        "relay-2",
+        "search-consumer-1",
+        "search-consumer-2",
+    }
+    assert processes["search-1"].port == 8003
+    assert processes["search-2"].port == 8013
+    argv = processes["search-2"].argv
+    assert argv[argv.index("--port") + 1] == "8013"
+    urls = json.loads(processes["gateway"].env["GATEWAY_SERVICE_URLS"])
+    assert urls == {
+        "auth": ["http://127.0.0.1:8001", "http://127.0.0.1:8011"],
+        "search": ["http://127.0.0.1:8003", "http://127.0.0.1:8013"],
+    }
+    metrics_ports = {
+        processes[name].argv[processes[name].argv.index("--metrics-port") + 1]
+        for name in ("relay-1", "relay-2", "search-consumer-1", "search-consumer-2")
+    }
+    assert metrics_ports == {"9100", "9110", "9103", "9113"}, "no two workers share a port"
+
+
+def test_gateway_replicas_accept_from_one_shared_socket(tmp_path: Path) -> None:
+    port = free_port()  # the test binds it: never a developer's 8000
+    options = DevOptions(state_dir=tmp_path, port_offset=port - 8000, replicas={"gateway": 2})
+    dev = _Dev(options, Console())
+    try:
+        processes = {p.name: p for p in dev._process_specs(SPECS, URLS)}
+        first, second = processes["gateway-1"], processes["gateway-2"]
+        assert first.pass_fds == second.pass_fds
+        assert len(first.pass_fds) == 1
+        fd = str(first.pass_fds[0])
+        for process in (first, second):
+            assert process.argv[process.argv.index("--fd") + 1] == fd
+            assert "--port" not in process.argv
+        assert first.port == second.port == port  # both answer the health probe there
+        assert dev.shared_sockets[0].getsockname() == ("127.0.0.1", port)
+    finally:
+        dev._shutdown_infrastructure()
