@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis.asyncio as redis_asyncio
+from redis.exceptions import RedisError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -51,6 +53,7 @@ from marquee_cli.supervisor import (
 )
 from marquee_platform.migrations import ensure_database, upgrade_async
 from marquee_platform.service import ServiceSpec, discover_services
+from marquee_platform.workers import WorkerStatus, read_workers
 from marquee_testing.localinfra import port_open
 
 WORKER_METRICS_PORT = 9100
@@ -123,6 +126,7 @@ class _Dev:
         self.all_healthy_after: float | None = None
         self.first_signal_at: float | None = None
         self.shared_sockets: list[socket.socket] = []
+        self.workers: dict[int, WorkerStatus] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -189,10 +193,16 @@ class _Dev:
         processes = self._process_specs(specs, urls)
         self.supervisor = Supervisor(processes, on_event=self._on_process_event)
         self._say(f"logs: {self.logs}/<name>.log")
-        if self.options.live:
-            await self._supervise_live()
-        else:
-            await self.supervisor.run(self.stop)
+        watcher = asyncio.create_task(self._watch_workers(urls[Piece.REDIS], urls[Piece.KAFKA]))
+        try:
+            if self.options.live:
+                await self._supervise_live()
+            else:
+                await self.supervisor.run(self.stop)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     # --- before the children --------------------------------------------------------------
 
@@ -441,6 +451,30 @@ class _Dev:
             if not self.options.live:
                 self._say(message + where)
 
+    async def _watch_workers(self, redis_url: str, bootstrap: str) -> None:
+        """Keep :attr:`workers` (what each relay and consumer reports of itself, by pid)
+        fresh for the table."""
+        client = redis_asyncio.Redis.from_url(redis_url, socket_timeout=1.0)
+        try:
+            while True:
+                with contextlib.suppress(RedisError, OSError):
+                    self.workers = {
+                        int(status.instance.rsplit(":", 1)[1]): status
+                        for status in await read_workers(client, bootstrap=bootstrap)
+                    }
+                await asyncio.sleep(1.0)
+        finally:
+            await client.aclose()
+
+    def _work(self, pid: int | None) -> str:
+        """What a worker process holds: a consumer's partitions and lag, a relay's role."""
+        status = self.workers.get(pid) if pid is not None else None
+        if status is None:
+            return "-"
+        if status.kind == "relay":
+            return status.role
+        return f"{len(status.partitions)} partitions, lag {status.lag or 0}"
+
     async def _supervise_live(self) -> None:
         assert self.supervisor is not None
         with Live(
@@ -456,8 +490,10 @@ class _Dev:
         assert self.supervisor is not None
         now = time.monotonic()
         table = Table(title="marquee dev", title_justify="left", expand=False)
-        for column in ("name", "pid", "port", "health", "restarts", "uptime", "last exit"):
-            table.add_column(column, justify="left" if column in ("name", "health") else "right")
+        columns = ("name", "pid", "port", "health", "work", "restarts", "uptime", "last exit")
+        for column in columns:
+            left = column in ("name", "health", "work")
+            table.add_column(column, justify="left" if left else "right")
         for state in self.supervisor.states.values():
             health = Text(str(state.health), style=_HEALTH_STYLES.get(state.health, ""))
             if state.health is Health.BACKOFF and state.restart_at is not None:
@@ -467,6 +503,7 @@ class _Dev:
                 str(state.pid or "-"),
                 str(state.spec.port or "-"),
                 health,
+                self._work(state.pid),
                 str(state.restarts),
                 format_duration(state.uptime(now)),
                 "-" if state.last_exit is None else str(state.last_exit),

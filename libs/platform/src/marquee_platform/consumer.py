@@ -196,6 +196,7 @@ class ConsumerRunner:
         return WorkerStatus(
             kind="consumer",
             group=self.group,
+            bootstrap=self.bootstrap,
             partitions=tuple(sorted(f"{tp.topic}[{tp.partition}]" for tp in self._assigned)),
             lag=sum(self._lag.get(tp, 0) for tp in self._assigned),
             started_at=self._started_at,

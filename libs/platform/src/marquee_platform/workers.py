@@ -44,6 +44,9 @@ class WorkerStatus:
     kind: WorkerKind
     group: str
     """The consumer group, or the relayed database's name."""
+    bootstrap: str = ""
+    """The Kafka cluster it works for: Redis may be shared by several platforms (a
+    developer's ``make dev`` and a test's), so readers keep their own cluster's workers."""
     instance: str = field(default_factory=this_instance)
     role: str = "member"
     """``member`` for a consumer; ``active`` or ``standby`` for a relay."""
@@ -126,8 +129,11 @@ class WorkerBeacon:
             self._client = None
 
 
-async def read_workers(client: redis_asyncio.Redis) -> list[WorkerStatus]:
-    """Every live worker's last status, sorted by kind, group and instance."""
+async def read_workers(
+    client: redis_asyncio.Redis, *, bootstrap: str | None = None
+) -> list[WorkerStatus]:
+    """Every live worker's last status (of the Kafka cluster ``bootstrap`` if given),
+    sorted by kind, group and instance."""
     keys = [key async for key in client.scan_iter(match=f"{KEY_PREFIX}*", count=500)]
     if not keys:
         return []
@@ -137,5 +143,7 @@ async def read_workers(client: redis_asyncio.Redis) -> list[WorkerStatus]:
         if value is None:  # expired between SCAN and MGET
             continue
         with contextlib.suppress(ValueError, TypeError):
-            statuses.append(WorkerStatus.from_json(value))
+            status = WorkerStatus.from_json(value)
+            if bootstrap is None or status.bootstrap == bootstrap:
+                statuses.append(status)
     return sorted(statuses, key=lambda status: (status.kind, status.group, status.instance))

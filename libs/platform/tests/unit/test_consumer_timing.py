@@ -32,6 +32,7 @@ def test_a_worker_status_survives_its_json_form() -> None:
     status = WorkerStatus(
         kind="consumer",
         group="search",
+        bootstrap="127.0.0.1:9092",
         instance="host:12",
         partitions=("events.event-changed.v1[0]", "events.event-changed.v1[3]"),
         lag=7,

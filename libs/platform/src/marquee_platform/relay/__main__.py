@@ -98,7 +98,9 @@ async def main(args: argparse.Namespace) -> int:
     roles = {name: RelayRole() for name in args.name}
     started_at = time.time()
     beacons = [
-        WorkerBeacon(args.redis_url, _status_of(name, role, started_at)).start()
+        WorkerBeacon(
+            args.redis_url, _status_of(name, args.kafka_bootstrap, role, started_at)
+        ).start()
         for name, role in roles.items()
         if args.redis_url
     ]
@@ -148,11 +150,14 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_of(name: str, role: RelayRole, started_at: float) -> Callable[[], WorkerStatus]:
+def _status_of(
+    name: str, bootstrap: str, role: RelayRole, started_at: float
+) -> Callable[[], WorkerStatus]:
     def status() -> WorkerStatus:
         return WorkerStatus(
             kind="relay",
             group=name,
+            bootstrap=bootstrap,
             role="active" if role.active else "standby",
             started_at=started_at,
         )
