@@ -420,6 +420,10 @@ class _Dev:
             service_urls[spec.name] = replica_urls[0] if len(replica_urls) == 1 else replica_urls
         # The gateway balances over every replica's URL (marquee_gateway.balancer).
         env["GATEWAY_SERVICE_URLS"] = json.dumps(service_urls)
+        # ... and its /readyz reports the relays by the names they run under here.
+        env["GATEWAY_EXPECTED_RELAYS"] = json.dumps(
+            [relay_name(spec.name) for spec in specs.values() if spec.has_database]
+        )
         return env
 
     # --- while supervising ----------------------------------------------------------------

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-Check = Callable[[], Awaitable[None]]
+Check = Callable[[], Awaitable[Any]]
+"""Raises when the piece is down; what it returns (if not None) is reported as ``detail``."""
 
 
 @dataclass
@@ -30,13 +31,15 @@ class Readiness:
     async def _run(self, check: Check) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(check(), timeout=self.timeout_seconds)
+            detail = await asyncio.wait_for(check(), timeout=self.timeout_seconds)
         except TimeoutError:
             status: dict[str, Any] = {"status": "down", "error": "timed out"}
         except Exception as exc:
             status = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
         else:
             status = {"status": "up"}
+            if detail is not None:
+                status["detail"] = detail
         status["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return status
 

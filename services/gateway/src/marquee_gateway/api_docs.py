@@ -1,6 +1,7 @@
 """One OpenAPI document for the whole public API: ``GET /api/openapi.json``, ``/api/docs``.
 
-Every service's ``/openapi.json`` is fetched (concurrently, over the pooled client) and
+Every service's ``/openapi.json`` is fetched (concurrently, over the pooled client, from
+the first of its replicas that answers, those the balancer has not ejected first) and
 merged with the gateway's own endpoints:
 
 - only the paths the gateway routes to the service are kept (``/api/v1/<service>/...``,
@@ -33,6 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from marquee_gateway.balancer import Balancer
 from marquee_gateway.edge import STREAM_PATH
 from marquee_gateway.routes import DEFAULT_ROUTING, RoutingTable
 from marquee_gateway.settings import GatewaySettings
@@ -212,11 +214,13 @@ class OpenApiAggregator:
         *,
         client: httpx.AsyncClient,
         settings: GatewaySettings,
+        balancers: Mapping[str, Balancer],
         gateway_document: Callable[[], Mapping[str, Any]],
         routing: RoutingTable = DEFAULT_ROUTING,
     ) -> None:
         self._client = client
         self._settings = settings
+        self._balancers = balancers
         self._routing = routing
         self._gateway_document = gateway_document
         self._cached: Document | None = None
@@ -233,7 +237,7 @@ class OpenApiAggregator:
             return self._cached
 
     async def _build(self) -> Document:
-        names = sorted(self._settings.service_urls)
+        names = sorted(self._balancers)
         results = await asyncio.gather(*(self._fetch(name) for name in names))
         services: dict[str, Mapping[str, Any]] = {}
         unavailable: dict[str, str] = {}
@@ -245,7 +249,18 @@ class OpenApiAggregator:
         return merge_openapi(self._gateway_document(), services, unavailable, routing=self._routing)
 
     async def _fetch(self, name: str) -> tuple[Mapping[str, Any] | None, str | None]:
-        url = f"{self._settings.service_urls[name]}/openapi.json"
+        """The service's document from the first replica that has one, or why none had."""
+        replicas = self._balancers[name].in_preference_order()
+        errors: list[str] = []
+        for replica in replicas:
+            document, error = await self._fetch_from(replica.url)
+            if document is not None:
+                return document, None
+            errors.append(error if len(replicas) == 1 else f"{replica.url}: {error}")
+        return None, "; ".join(errors)
+
+    async def _fetch_from(self, base_url: str) -> tuple[Mapping[str, Any] | None, str]:
+        url = f"{base_url}/openapi.json"
         try:
             response = await self._client.get(
                 url, timeout=self._settings.openapi_fetch_timeout_seconds
@@ -260,7 +275,7 @@ class OpenApiAggregator:
             return None, "its /openapi.json is not JSON"
         if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
             return None, "its /openapi.json is not an OpenAPI document"
-        return document, None
+        return document, ""
 
 
 def api_docs_router() -> APIRouter:

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from marquee_gateway.api_docs import OpenApiAggregator, api_docs_router
+from marquee_gateway.balancer import balancers_for
 from marquee_gateway.edge import EdgeMiddleware, fail_open_revocation_check
 from marquee_gateway.fanout import StreamHub
 from marquee_gateway.proxy import proxy_router
@@ -19,6 +20,7 @@ from marquee_gateway.readiness import add_service_checks
 from marquee_gateway.routes import DEFAULT_ROUTING, RoutingTable
 from marquee_gateway.settings import GatewaySettings
 from marquee_gateway.streams import StreamHandoffMiddleware, streams_router
+from marquee_gateway.workers import add_worker_checks
 from marquee_platform.app import create_service_app
 from marquee_platform.service import ServiceSpec
 
@@ -62,9 +64,18 @@ def create_app(
         )
         stack.push_async_callback(client.aclose)
         app.state.upstream = client
+        app.state.balancers = balancers = balancers_for(
+            settings.service_urls,
+            ejection_seconds=settings.upstream_ejection_seconds,
+            max_ejection_seconds=settings.upstream_max_ejection_seconds,
+        )
         await add_service_checks(app, client)
         app.state.openapi_aggregator = OpenApiAggregator(
-            client=client, settings=settings, gateway_document=app.openapi, routing=routing
+            client=client,
+            settings=settings,
+            balancers=balancers,
+            gateway_document=app.openapi,
+            routing=routing,
         )
 
     async def open_edge(app: FastAPI, stack: AsyncExitStack) -> None:
@@ -81,6 +92,13 @@ def create_app(
         )
         stack.push_async_callback(edge_redis.aclose)
         app.state.edge_redis = edge_redis
+        add_worker_checks(
+            app,
+            edge_redis,
+            bootstrap=settings.kafka_bootstrap,
+            consumer_groups=settings.expected_consumer_groups,
+            relays=settings.expected_relays,
+        )
         app.state.token_verifier.is_revoked = fail_open_revocation_check(edge_redis)
         app.state.rate_limiter = RateLimiter(edge_redis, settings)
         hub = StreamHub(
@@ -99,7 +117,8 @@ def create_app(
         "service (and a few public paths elsewhere, such as booking's /api/v1/orders), "
         "checks tokens and rate limits at the edge, streams real-time messages "
         "(/api/v1/stream) and serves the whole API's OpenAPI document (/api/openapi.json); "
-        "/readyz reports every service and infrastructure piece.",
+        "/readyz reports every service (each replica), infrastructure piece, consumer "
+        "group and outbox relay.",
         routers=[streams_router(), api_docs_router(), proxy_router(routing)],
         uses_database=False,
         uses_redis=True,

@@ -34,3 +34,18 @@ REALTIME_RECONNECTS = Counter(
     "marquee_gateway_realtime_reconnects_total",
     "Times the pub/sub connection to Redis was lost (its streams are closed to resume)",
 )
+UPSTREAM_OUTSTANDING = Gauge(
+    "marquee_gateway_upstream_outstanding",
+    "Requests a replica of a service is answering now, streamed bodies included until closed",
+    ["service", "replica"],
+)
+UPSTREAM_EJECTIONS = Counter(
+    "marquee_gateway_upstream_ejections_total",
+    "Times a replica was left out of the rotation because a connection to it failed",
+    ["service", "replica"],
+)
+UPSTREAM_RETRIES = Counter(
+    "marquee_gateway_upstream_retries_total",
+    "Requests sent again, by why: connect-failed (never sent), connection-lost (idempotent)",
+    ["service", "reason"],
+)

@@ -7,9 +7,9 @@ Nested values can be set one field at a time, e.g.
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from marquee_platform.settings import ServiceSettings
 
@@ -26,6 +26,28 @@ DEV_SERVICE_URLS = {
 }
 
 DEV_SPA_ORIGINS = ["http://127.0.0.1:5173", "http://localhost:5173"]
+
+
+def _one_or_more_urls(value: object) -> object:
+    """One replica may be written as a bare URL: ``"http://auth:8000"``."""
+    return [value] if isinstance(value, str) else value
+
+
+def _distinct_urls(urls: list[str]) -> list[str]:
+    repeated = sorted({url for url in urls if urls.count(url) > 1})
+    if repeated:
+        raise ValueError(f"each replica is listed once; repeated: {', '.join(repeated)}")
+    return urls
+
+
+ReplicaUrls = Annotated[
+    list[str],
+    BeforeValidator(_one_or_more_urls),
+    Field(min_length=1),
+    AfterValidator(_distinct_urls),
+]
+"""The base URLs of a service's replicas, one URL or a list of them (always a list once
+read)."""
 
 
 class RateLimitRule(BaseModel):
@@ -45,10 +67,22 @@ class RateLimitClass(BaseModel):
 class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
 
-    service_urls: dict[str, str] = Field(
-        default_factory=lambda: dict(DEV_SERVICE_URLS),
-        description="Where each service answers; /api/v1/<name>/... is routed there, and "
-        "the public paths marquee_gateway.routes gives it",
+    service_urls: dict[str, ReplicaUrls] = Field(
+        default_factory=lambda: {name: [url] for name, url in DEV_SERVICE_URLS.items()},
+        description="Where each service answers, by name: one base URL, or a list of its "
+        "replicas' that requests are balanced across (marquee_gateway.balancer). "
+        "/api/v1/<name>/... is routed there, and the public paths marquee_gateway.routes "
+        "gives it",
+    )
+    expected_consumer_groups: list[str] | None = Field(
+        default=None,
+        description="Consumer groups /readyz reports (from the workers' reports in Redis); "
+        "default: those of the routed services that consume",
+    )
+    expected_relays: list[str] | None = Field(
+        default=None,
+        description="Outbox relays (by name) /readyz reports; default: one per routed "
+        "service with a database, named after it",
     )
     upstream_timeout_seconds: float = Field(
         default=15.0, description="A service slower than this gets the client a 504"
@@ -56,6 +90,15 @@ class GatewaySettings(ServiceSettings):
     upstream_connect_timeout_seconds: float = 2.0
     max_body_bytes: int = Field(default=1_048_576, description="Larger request bodies get 413")
     upstream_pool_size: int = 200
+    upstream_ejection_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a replica that refused a connection is left out at first; "
+        "each further failure in a row doubles it",
+    )
+    upstream_max_ejection_seconds: float = Field(
+        default=30.0, gt=0, description="The longest a failing replica is left out at a time"
+    )
 
     redis_pool_size: int = Field(
         default=200, description="Redis connections for rate limits, revocation and replay"

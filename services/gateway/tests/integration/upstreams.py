@@ -65,3 +65,41 @@ class ClosesReusedConnections:
         for event in (h11.Response(status_code=200, headers=headers), h11.Data(data=payload)):
             connection.sendall(http.send(event) or b"")
         connection.sendall(http.send(h11.EndOfMessage()) or b"")
+
+
+class DiesMidRequest:
+    """An upstream that reads the first request sent to it in full and then dies without
+    answering: it hangs up on that connection and stops listening, so every later
+    connection is refused. ``received`` lists the ``(method, body)`` it got."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str]] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._serve_one, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _serve_one(self) -> None:
+        try:
+            connection, _ = self._listener.accept()
+        except OSError:
+            return
+        http = h11.Connection(h11.SERVER)
+        request: h11.Request | None = None
+        body = b""
+        with connection:
+            while data := connection.recv(65536):
+                http.receive_data(data)
+                while (event := http.next_event()) is not h11.NEED_DATA:
+                    if isinstance(event, h11.Request):
+                        request = event
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                    elif isinstance(event, h11.EndOfMessage) and request is not None:
+                        self.received.append((request.method.decode(), body.decode()))
+                        self._listener.close()
+                        return
+                    elif isinstance(event, h11.ConnectionClosed):
+                        return

@@ -268,3 +268,15 @@ def test_merging_renames_components_and_rewrites_every_reference() -> None:
     assert beta_list["security"] == [{"beta_bearer": []}], "a different scheme is renamed"
     assert alpha["components"]["schemas"]["Pet"] is pet, "the inputs are left alone"
     assert pet["oneOf"][0] == {"$ref": "#/components/schemas/Cat"}
+
+
+def test_readyz_expects_the_workers_of_the_routed_services_unless_told() -> None:
+    from marquee_gateway.workers import expected_workers
+    from marquee_platform.service import discover_services
+
+    installed = discover_services()
+    groups, relays = expected_workers(["auth", "search", "nowhere"], None, None)
+    assert groups == [n for n in ("auth", "search") if installed[n].consumer_factory]
+    assert "search" in groups
+    assert relays == ["auth", "search"]
+    assert expected_workers(["search"], [], ["x"]) == ([], ["x"])
