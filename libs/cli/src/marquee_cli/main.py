@@ -293,3 +293,85 @@ def consume(
     if spec.consumer_factory is None:
         raise _fail(f"{service} has no consumers (its ServiceSpec sets no consumer_factory)", 2)
     asyncio.run(run_consumer(spec))
+
+
+# ---- marquee simulate: models of the platform under load (docs/scaling.md) ---------------
+
+simulate_app = typer.Typer(help="Models of the platform under load (docs/scaling.md).")
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("onsale")
+def simulate_onsale(
+    fans: Annotated[int, typer.Option(help="Fans arriving for the on-sale", min=0)] = 10_000_000,
+    places: Annotated[int, typer.Option(help="Places on sale", min=0)] = 80_000,
+    arrival_minutes: Annotated[
+        float, typer.Option(help="Minutes over which the fans arrive", min=0)
+    ] = 10.0,
+    places_per_fan: Annotated[int, typer.Option(help="Places in one fan's order", min=1)] = 2,
+    gateway_processes: Annotated[
+        int | None, typer.Option(min=0, help="Gateway processes [default: the plan's]")
+    ] = None,
+    redis_shards: Annotated[
+        int | None, typer.Option(min=1, help="Redis Cluster shards [default: the plan's]")
+    ] = None,
+    payments_workers: Annotated[
+        int | None, typer.Option(min=0, help="Payments processes [default: the plan's]")
+    ] = None,
+    admit_per_minute: Annotated[
+        int | None, typer.Option(min=0, help="Waiting-room admissions [default: the plan's]")
+    ] = None,
+    sections: Annotated[
+        int | None,
+        typer.Option(min=1, help="Hash tags / Kafka keys per event (1: as built)"),
+    ] = None,
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option("--replicas", help="NAME=N for any pool (repeat), e.g. booking=16"),
+    ] = None,
+    costs: Annotated[
+        Path | None, typer.Option(help="JSON object overriding per-step costs (--show-costs)")
+    ] = None,
+    svg: Annotated[Path | None, typer.Option(help="Write the sell-out curve here")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the arrivals' noise")] = 0,
+    table_every: Annotated[
+        int | None, typer.Option(min=1, help="Seconds between rows of the curve")
+    ] = None,
+    show_costs: Annotated[
+        bool, typer.Option(help="Print every cost figure and its source first")
+    ] = False,
+) -> None:
+    """Ten million fans, one on-sale: where each step's limit is, and how long the sale takes.
+
+    Defaults are docs/scaling.md's deployment; the last line is RESULT sold_out_s=… .
+    """
+    from marquee_cli import simulate
+
+    named = {
+        "gateway": gateway_processes,
+        "redis": redis_shards,
+        "payments": payments_workers,
+        "admission": admit_per_minute,
+        "sections": sections,
+    }
+    try:
+        counts = simulate.parse_replicas(replicas or [])
+        counts.update({name: count for name, count in named.items() if count is not None})
+        scenario = simulate.Scenario(
+            fans=fans,
+            places=places,
+            places_per_fan=places_per_fan,
+            arrival_minutes=arrival_minutes,
+            seed=seed,
+        )
+        simulate.onsale_command(
+            scenario=scenario,
+            replicas=counts,
+            costs_file=costs,
+            svg=svg,
+            every=table_every,
+            show_costs=show_costs,
+            out=typer.echo,
+        )
+    except ValueError as error:
+        raise _fail(str(error), 2) from error
