@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -245,7 +245,10 @@ class ConsumerRunner:
     ) -> None:
         next_offset: int | None = None
         for record in records:
-            if stop.is_set():
+            if stop.is_set() or partition not in consumer.assignment():
+                # Stopping, or a rebalance gave the partition to another replica while we
+                # worked through its batch: that replica starts from the last committed
+                # offset, so the rest is its to apply.
                 break
             await self._handle_record(producer, record)
             next_offset = record.offset + 1
@@ -253,8 +256,9 @@ class ConsumerRunner:
             return
         try:
             await consumer.commit({partition: next_offset})
-        except CommitFailedError as error:
-            # The partition moved to another member during a rebalance; it will redeliver
+        except (CommitFailedError, IllegalStateError) as error:
+            # The partition moved to another member during a rebalance (the group refused
+            # the commit, or the partition is no longer ours to commit): it redelivers
             # from the last committed offset and the inbox makes that harmless.
             logger.warning("offset commit for %s lost to a rebalance: %s", partition, error)
             return

@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis_asyncio
 from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from marquee_auth.main import SERVICE
-from marquee_contracts import CloudEvent
-from marquee_platform.db import Database
+from marquee_contracts import CloudEvent, Topic, TopicRegistry
+from marquee_platform.consumer import ConsumerRunner, Delivery
+from marquee_platform.db import Database, WriteSession
 from marquee_platform.kafka import create_producer, ensure_topics, publish
 from marquee_platform.workers import WorkerStatus, read_workers
 from marquee_testing.fixtures import DatabaseFactory
@@ -30,6 +32,10 @@ from marquee_testing.waiting import wait_until
 
 CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
 PARTITIONS = 4
+
+
+class ThingHappened(BaseModel):
+    sequence: int
 
 
 @pytest.fixture
@@ -191,3 +197,76 @@ async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
     )
     third_log = third.stdout.read() if third.stdout else ""
     assert f"consumer group {group}: this replica now holds {PARTITIONS} partition(s)" in third_log
+
+
+async def test_a_partition_taken_away_mid_batch_is_left_to_its_new_owner(
+    database_url: str,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+) -> None:
+    """A rebalance while a replica works through a batch: the partition is no longer its
+    own when it comes to commit. It must leave the rest to the new owner and carry on,
+    not die of the commit (aiokafka raises IllegalStateError there)."""
+    topic = f"test.{unique_name('thing-happened')}.v1"
+    group = unique_name("group")
+    await ensure_topics(kafka_bootstrap, {topic: 2})
+    registry = TopicRegistry()
+    registry.register(Topic(topic, ThingHappened, owner="test", description="test events"))
+    database = Database(database_url)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def record(delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, ThingHappened)
+        if not holding.is_set():
+            # The first event handled at all: its batch holds both partitions' events (they
+            # were all published before), and the replica stays mid-batch while the group
+            # rebalances, whichever partition the rebalance then takes away.
+            holding.set()
+            await release.wait()
+        await session.execute(
+            text("INSERT INTO effects (event_id, sequence) VALUES (:id, :sequence)"),
+            {"id": delivery.event.id, "sequence": delivery.data.sequence},
+        )
+
+    def runner() -> ConsumerRunner:
+        return ConsumerRunner(
+            group=group,
+            bootstrap=kafka_bootstrap,
+            database=database,
+            handlers={topic: record},
+            registry=registry,
+        )
+
+    first, second = runner(), runner()
+    stop = asyncio.Event()
+    published = await publish_things(producer, topic, range(0, 40))
+    first_running = asyncio.create_task(first.run(stop))
+    second_running: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(holding.wait(), timeout=60)
+        held = set(first.status().partitions)
+        second_running = asyncio.create_task(second.run(stop))
+
+        def moved() -> bool:
+            # The group took a partition from the first replica while it was held up.
+            return bool(held - set(first.status().partitions))
+
+        await wait_until(moved, timeout=60, message="the rebalance to take a partition away")
+        release.set()
+        published += await publish_things(producer, topic, range(40, 60))
+
+        async def all_applied() -> bool:
+            return len(await applied_ids(database_url)) >= len(published)
+
+        await wait_until(all_applied, timeout=60, message="every event applied")
+        assert not first_running.done(), "the first replica carried on after the rebalance"
+    finally:
+        stop.set()
+        release.set()
+        await asyncio.gather(
+            first_running, *([second_running] if second_running else []), return_exceptions=False
+        )
+        await database.dispose()
+    assert sorted(await applied_ids(database_url)) == sorted(published)
