@@ -78,15 +78,17 @@ class GroupTiming:
     The broker gives a dead member's partitions to the others once it has missed
     heartbeats for ``session_timeout_ms``; then the group rebalances. Kafka's client
     default (10 s, and 45 s in the Java client) left partitions stalled for up to 17 s
-    after a SIGKILL; 3 s with a heartbeat every 0.5 s fails over in about 4.5 s on tansu
-    (measured: ``make bench-scale``). Real Kafka refuses a session timeout under its
+    after a SIGKILL; 2 s with a heartbeat every 0.3 s fails over in 3.3–3.7 s on tansu
+    (3 s / 0.5 s took 6.1 s; measured by ``make bench-scale``). A replica whose event loop
+    stalls for longer than the session loses its partitions to a rebalance: a pause and
+    redeliveries, which the inbox absorbs. Real Kafka refuses a session timeout under its
     ``group.min.session.timeout.ms`` (6 s by default): lower that on the broker to match.
     A stop by signal leaves the group at once and needs no timeout. Override with
     ``MARQUEE_CONSUMER_SESSION_TIMEOUT_MS`` and ``MARQUEE_CONSUMER_HEARTBEAT_INTERVAL_MS``.
     """
 
-    session_timeout_ms: int = 3000
-    heartbeat_interval_ms: int = 500
+    session_timeout_ms: int = 2000
+    heartbeat_interval_ms: int = 300
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> GroupTiming:

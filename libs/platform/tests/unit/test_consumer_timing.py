@@ -8,9 +8,9 @@ from marquee_platform.consumer import GroupTiming
 from marquee_platform.workers import WorkerStatus
 
 
-def test_defaults_detect_a_dead_member_within_three_seconds() -> None:
+def test_defaults_detect_a_dead_member_within_two_seconds() -> None:
     timing = GroupTiming.from_environment({})
-    assert (timing.session_timeout_ms, timing.heartbeat_interval_ms) == (3000, 500)
+    assert (timing.session_timeout_ms, timing.heartbeat_interval_ms) == (2000, 300)
 
 
 def test_operators_can_match_a_broker_that_needs_longer_sessions() -> None:
@@ -25,7 +25,7 @@ def test_operators_can_match_a_broker_that_needs_longer_sessions() -> None:
 
 def test_a_heartbeat_slower_than_a_third_of_the_session_is_refused() -> None:
     with pytest.raises(ValueError, match="at most a third"):
-        GroupTiming.from_environment({"MARQUEE_CONSUMER_HEARTBEAT_INTERVAL_MS": "1500"})
+        GroupTiming.from_environment({"MARQUEE_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000"})
 
 
 def test_a_worker_status_survives_its_json_form() -> None:
