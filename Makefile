@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := true
 
 .PHONY: help install dev doctor test test-unit test-integration lint fmt typecheck \
-        bench-relay bench-search bench-gateway bench-holds bench-purchase clean
+        bench-relay bench-search bench-gateway bench-holds bench-purchase bench-scale clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## Install uv
 	$(UV) sync --all-packages --frozen
 
 dev: install ## Run the whole platform on 127.0.0.1 (gateway: http://127.0.0.1:8000)
-	$(UV) run marquee dev
+	$(UV) run marquee dev $(DEV_ARGS)
 
 doctor: install ## Say what is missing to run Marquee and how to fix it
 	$(UV) run marquee doctor
@@ -65,6 +65,9 @@ bench-holds: install ## Holds/s vs a bare endpoint, p50/p99, oversold, best-avai
 
 bench-purchase: install ## Full purchases/s (hold → order → payment → webhook → tickets), p50/p99 per step, CPU per process
 	$(UV) run python bench/purchase_bench.py
+
+bench-scale: install ## Consumer failover and relay takeover after SIGKILL, 1 vs 2 replicas, one publish to 50,000 streams
+	$(UV) run python bench/scale_bench.py
 
 clean: ## Remove local state (.marquee), caches and the virtualenv
 	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache

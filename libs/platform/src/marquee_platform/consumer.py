@@ -78,7 +78,7 @@ class GroupTiming:
     The broker gives a dead member's partitions to the others once it has missed
     heartbeats for ``session_timeout_ms``; then the group rebalances. Kafka's client
     default (10 s, and 45 s in the Java client) left partitions stalled for up to 17 s
-    after a SIGKILL; 2 s with a heartbeat every 0.3 s fails over in 3.3–3.7 s on tansu
+    after a SIGKILL; 2 s with a heartbeat every 0.3 s fails over in 3.3 to 3.7 s on tansu
     (3 s / 0.5 s took 6.1 s; measured by ``make bench-scale``). A replica whose event loop
     stalls for longer than the session loses its partitions to a rebalance: a pause and
     redeliveries, which the inbox absorbs. Real Kafka refuses a session timeout under its
@@ -396,13 +396,19 @@ class ConsumerRunner:
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag = the partition's end (as of the last fetch) minus what we have applied
         (or, before we applied anything there, the consumer's position)."""
-        for partition in consumer.assignment():
-            highwater = consumer.highwater(partition)
-            applied = self._next_offsets.get(partition)
-            if applied is None and highwater is not None:
-                with contextlib.suppress(Exception):  # no position yet: report it later
+        for partition in list(consumer.assignment()):
+            # The awaits below let a rebalance take partitions away mid-loop; aiokafka
+            # then refuses to speak of them (an AssertionError or IllegalStateError).
+            if partition not in consumer.assignment():
+                continue
+            try:
+                highwater = consumer.highwater(partition)
+                applied = self._next_offsets.get(partition)
+                if applied is None and highwater is not None:
                     applied = await asyncio.wait_for(consumer.position(partition), 0.5)
-            if highwater is None or applied is None:
+            except (AssertionError, IllegalStateError, TimeoutError):
+                continue  # no position yet, or no longer ours: the next round reports it
+            if highwater is None or applied is None or partition not in self._assigned:
                 continue
             lag = max(0, highwater - applied)
             self._lag[partition] = lag
