@@ -337,6 +337,7 @@ _TRANSITION_RESPONSES: dict[int | str, dict[str, str]] = {
     responses=_TRANSITION_RESPONSES,
 )
 async def publish_event(
+    _: IdempotencyKey,
     event: Annotated[Event, Depends(ManagedEvent(status_change_action(EventStatus.PUBLISHED)))],
     actor: CurrentActor,
     run: RunHandler,
@@ -354,6 +355,7 @@ async def publish_event(
     responses=_TRANSITION_RESPONSES,
 )
 async def cancel_event(
+    _: IdempotencyKey,
     event: Annotated[Event, Depends(ManagedEvent(status_change_action(EventStatus.CANCELLED)))],
     body: Cancellation,
     actor: CurrentActor,
@@ -372,7 +374,11 @@ async def cancel_event(
     responses=_TRANSITION_RESPONSES,
 )
 async def change_event_status(
-    change: RequestedStatusChange, actor: CurrentActor, run: RunHandler, response: Response
+    _: IdempotencyKey,
+    change: RequestedStatusChange,
+    actor: CurrentActor,
+    run: RunHandler,
+    response: Response,
 ) -> EventRead:
     """draft → published → on_sale ⇄ sold_out → completed (once it has ended); any
     status but the final ones → cancelled."""

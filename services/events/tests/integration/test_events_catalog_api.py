@@ -354,6 +354,33 @@ async def test_a_create_replayed_with_its_idempotency_key_happens_once(
     assert different.json()["type"].endswith("/idempotency-key-reused")
 
 
+async def test_a_publish_resent_with_its_idempotency_key_is_replayed_not_refused(
+    client: httpx.AsyncClient, catalog: Catalog, people: People
+) -> None:
+    # A client whose publish lost its answer (a gateway died under it) sends it again with
+    # the same key: it must get the first answer, not a 409 "already published".
+    venue = await catalog.venue()
+    event = await catalog.event(venue["id"])
+    await catalog.ticket_type(event["id"], SEATED_TICKETS)
+    headers = {**people.organizer(), **key()}
+    path = f"/api/v1/events/{event['id']}/publish"
+    first = await client.post(path, headers=headers)
+    again = await client.post(path, headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    without_key = await client.post(path, headers=people.organizer())
+    assert without_key.status_code == 409, "a new publish of a published event is refused"
+
+    status_path = f"/api/v1/events/{event['id']}/status"
+    cancel_headers = {**people.organizer(), **key()}
+    body = {"status": "cancelled"}
+    cancelled = await client.post(status_path, json=body, headers=cancel_headers)
+    replayed = await client.post(status_path, json=body, headers=cancel_headers)
+    assert cancelled.status_code == replayed.status_code == 200, replayed.text
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+
+
 async def test_stale_versions_are_refused(
     client: httpx.AsyncClient, catalog: Catalog, people: People
 ) -> None:
