@@ -77,6 +77,7 @@ from marquee_testing.relay import (
     insert_rows,
     outbox_row,
 )
+from marquee_testing.waiting import wait_until
 
 POSTGRES = os.environ.get("MARQUEE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("MARQUEE_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -123,14 +124,6 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
-
-
-async def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # --- 1. consumer failover -----------------------------------------------------------------
@@ -220,7 +213,7 @@ async def consumer_failover(bootstrap: str, kills: int, logs: Path) -> tuple[lis
     async def holdings() -> dict[int, list[int]]:
         statuses = await read_workers(redis, bootstrap=bootstrap)
         return {
-            int(s.instance.rsplit(":", 1)[1]): [int(p.rsplit("[", 1)[1][:-1]) for p in s.partitions]
+            s.pid: [int(p.rsplit("[", 1)[1][:-1]) for p in s.partitions]
             for s in statuses
             if s.kind == "consumer" and s.group == group
         }
@@ -234,7 +227,7 @@ async def consumer_failover(bootstrap: str, kills: int, logs: Path) -> tuple[lis
                     len(parts) == PARTITIONS // 2 for parts in held.values()
                 )
 
-            await wait_for(balanced, 60, "both replicas holding 3 partitions")
+            await wait_until(balanced, timeout=60, message="both replicas holding 3 partitions")
             victim = replicas[round_number % 2]
             orphaned = (await holdings())[victim.pid]
             killed_at = time.time()
@@ -255,7 +248,9 @@ async def consumer_failover(bootstrap: str, kills: int, logs: Path) -> tuple[lis
                 times.append(max(firsts.values()) - killed_at)
                 return True
 
-            await wait_for(resumed, 60, "the killed replica's partitions to be consumed again")
+            await wait_until(
+                resumed, timeout=60, message="the killed replica's partitions to be consumed again"
+            )
             victim.wait(timeout=10)
             say(f"consumer failover {round_number + 1}/{kills}: {times[-1]:.2f} s")
             replicas[round_number % 2] = spawn(argv, logs / f"consumer-r{round_number}.log")
@@ -269,7 +264,7 @@ async def consumer_failover(bootstrap: str, kills: int, logs: Path) -> tuple[lis
             return int(count) >= len(sent)
 
         with contextlib.suppress(AssertionError):
-            await wait_for(all_applied, 60, "every tick applied")
+            await wait_until(all_applied, timeout=60, message="every tick applied")
         async with db.reading() as reader:
             applied = set((await reader.execute(text("SELECT event_id FROM applied"))).scalars())
         lost = len(set(sent) - applied)
@@ -327,11 +322,7 @@ async def relay_takeover(bootstrap: str, kills: int, logs: Path) -> tuple[list[f
 
             async def roles() -> dict[int, str]:
                 statuses = await read_workers(redis, bootstrap=bootstrap)
-                return {
-                    int(s.instance.rsplit(":", 1)[1]): s.role
-                    for s in statuses
-                    if s.kind == "relay" and s.group == name
-                }
+                return {s.pid: s.role for s in statuses if s.kind == "relay" and s.group == name}
 
             for round_number in range(kills):
 
@@ -341,7 +332,7 @@ async def relay_takeover(bootstrap: str, kills: int, logs: Path) -> tuple[list[f
                         live.values()
                     ) == ["active", "standby"]
 
-                await wait_for(paired, 60, "one active relay and one standing by")
+                await wait_until(paired, timeout=60, message="one active relay and one standing by")
                 live = await roles()
                 index = next(i for i, r in enumerate(relays) if live[r.pid] == "active")
                 killed_at = time.time()
@@ -355,7 +346,9 @@ async def relay_takeover(bootstrap: str, kills: int, logs: Path) -> tuple[list[f
                 async def relayed_again() -> bool:
                     return arrived_after_kill() is not None
 
-                await wait_for(relayed_again, 60, "a row committed after the kill on Kafka")
+                await wait_until(
+                    relayed_again, timeout=60, message="a row committed after the kill on Kafka"
+                )
                 first = arrived_after_kill()
                 assert first is not None
                 times.append(first - killed_at)

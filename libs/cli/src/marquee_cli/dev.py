@@ -463,7 +463,7 @@ class _Dev:
             while True:
                 with contextlib.suppress(RedisError, OSError):
                     self.workers = {
-                        int(status.instance.rsplit(":", 1)[1]): status
+                        status.pid: status
                         for status in await read_workers(client, bootstrap=bootstrap)
                     }
                 await asyncio.sleep(1.0)

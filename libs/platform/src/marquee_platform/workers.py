@@ -58,6 +58,11 @@ class WorkerStatus:
     reported_at: float = 0.0
 
     @property
+    def pid(self) -> int:
+        """The process id part of :attr:`instance` (``<host>:<pid>``)."""
+        return int(self.instance.rsplit(":", 1)[1])
+
+    @property
     def key(self) -> str:
         return f"{KEY_PREFIX}{self.kind}:{self.group}:{self.instance}"
 

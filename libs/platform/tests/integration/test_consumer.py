@@ -7,23 +7,20 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from marquee_auth.main import SERVICE
 from marquee_contracts import CloudEvent, Topic, TopicRegistry
 from marquee_platform.consumer import ConsumerRunner, Delivery, RetryPolicy
 from marquee_platform.db import Database, WriteSession, after_commit
-from marquee_platform.kafka import create_producer, publish
+from marquee_platform.kafka import publish
 from marquee_platform.tracing import configure_tracing, tracer
-from marquee_testing.fixtures import DatabaseFactory
 from marquee_testing.waiting import wait_until
 
 CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
@@ -32,26 +29,6 @@ configure_tracing("tests")
 
 class ThingHappened(BaseModel):
     sequence: int
-
-
-@pytest.fixture
-async def database_url(make_database: DatabaseFactory) -> str:
-    url = await make_database(SERVICE.migrations)
-    database = Database(url)
-    async with database.transaction() as session:
-        await session.execute(
-            text("CREATE TABLE effects (event_id text NOT NULL, sequence int NOT NULL)")
-        )
-    await database.dispose()
-    return url
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(kafka_bootstrap)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -79,8 +56,8 @@ async def publish_things(
     return ids
 
 
-async def fetch_effects(database_url: str) -> list[tuple[str, int]]:
-    database = Database(database_url)
+async def fetch_effects(effects_database_url: str) -> list[tuple[str, int]]:
+    database = Database(effects_database_url)
     try:
         async with database.reading() as session:
             rows = await session.execute(text("SELECT event_id, sequence FROM effects"))
@@ -104,7 +81,7 @@ async def wait_exit(process: subprocess.Popen[str], timeout: float) -> int:
 
 
 async def test_consumer_killed_between_effect_and_offset_commit_applies_each_event_once(
-    database_url: str,
+    effects_database_url: str,
     producer: AIOKafkaProducer,
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
@@ -114,20 +91,20 @@ async def test_consumer_killed_between_effect_and_offset_commit_applies_each_eve
     await create_topic(kafka_bootstrap, topic, partitions=3)
     ids = await publish_things(producer, topic, 300)
 
-    crashing = start_consumer(database_url, kafka_bootstrap, topic, group, "120")
+    crashing = start_consumer(effects_database_url, kafka_bootstrap, topic, group, "120")
     try:
         assert await wait_exit(crashing, 90) == -signal.SIGKILL
     finally:
         if crashing.poll() is None:
             os.killpg(crashing.pid, signal.SIGKILL)
-    applied_before_restart = len(await fetch_effects(database_url))
+    applied_before_restart = len(await fetch_effects(effects_database_url))
     assert applied_before_restart >= 120
 
-    restarted = start_consumer(database_url, kafka_bootstrap, topic, group)
+    restarted = start_consumer(effects_database_url, kafka_bootstrap, topic, group)
     try:
 
         async def all_applied() -> bool:
-            return len(await fetch_effects(database_url)) >= len(ids)
+            return len(await fetch_effects(effects_database_url)) >= len(ids)
 
         await wait_until(all_applied, timeout=90, message="the restarted consumer applied all")
         restarted.send_signal(signal.SIGTERM)
@@ -138,7 +115,7 @@ async def test_consumer_killed_between_effect_and_offset_commit_applies_each_eve
     output = restarted.stdout.read() if restarted.stdout else ""
     redelivered = int(output.rsplit("duplicates=", 1)[1].split()[0])
 
-    effects = await fetch_effects(database_url)
+    effects = await fetch_effects(effects_database_url)
     applied_ids = [event_id for event_id, _ in effects]
     assert sorted(applied_ids) == sorted(ids), "every event applied exactly once"
     # The crash left at least the 120th message applied but uncommitted: the restart must
@@ -147,7 +124,7 @@ async def test_consumer_killed_between_effect_and_offset_commit_applies_each_eve
 
 
 async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_apply(
-    database_url: str,
+    effects_database_url: str,
     producer: AIOKafkaProducer,
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
@@ -182,7 +159,7 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
         producing_trace_id = span.get_span_context().trace_id
         ids = await publish_things(producer, topic, 6)
     await producer.send_and_wait(topic, b"this is not json", key=b"poison")
-    database = Database(database_url)
+    database = Database(effects_database_url)
     runner = ConsumerRunner(
         group=group,
         bootstrap=kafka_bootstrap,
@@ -202,11 +179,11 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
     try:
 
         async def five_applied() -> bool:
-            return len(await fetch_effects(database_url)) == 5
+            return len(await fetch_effects(effects_database_url)) == 5
 
         await wait_until(five_applied, timeout=60, message="the five good events applied")
         await dead_letters.start()
-        parked = []
+        parked: list[ConsumerRecord[bytes, bytes]] = []
         while len(parked) < 2:
             batch = await dead_letters.getmany(timeout_ms=30_000)
             assert batch, "two messages should be parked on the dead-letter topic"
@@ -217,7 +194,7 @@ async def test_failing_message_is_retried_then_dead_lettered_and_the_rest_still_
         await dead_letters.stop()
         await database.dispose()
 
-    effects = await fetch_effects(database_url)
+    effects = await fetch_effects(effects_database_url)
     assert sorted(sequence for _, sequence in effects) == [0, 1, 2, 4, 5]
     assert attempts[3] == 3
     # After-commit actions ran once per committed event, never for the rolled-back attempts.

@@ -21,13 +21,11 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from marquee_auth.main import SERVICE
 from marquee_contracts import CloudEvent, Topic, TopicRegistry
 from marquee_platform.consumer import ConsumerRunner, Delivery
 from marquee_platform.db import Database, WriteSession
-from marquee_platform.kafka import create_producer, ensure_topics, publish
+from marquee_platform.kafka import ensure_topics, publish
 from marquee_platform.workers import WorkerStatus, read_workers
-from marquee_testing.fixtures import DatabaseFactory
 from marquee_testing.waiting import wait_until
 
 CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
@@ -36,26 +34,6 @@ PARTITIONS = 4
 
 class ThingHappened(BaseModel):
     sequence: int
-
-
-@pytest.fixture
-async def database_url(make_database: DatabaseFactory) -> str:
-    url = await make_database(SERVICE.migrations)
-    database = Database(url)
-    async with database.transaction() as session:
-        await session.execute(
-            text("CREATE TABLE effects (event_id text NOT NULL, sequence int NOT NULL)")
-        )
-    await database.dispose()
-    return url
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(kafka_bootstrap)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 @pytest.fixture
@@ -106,8 +84,8 @@ async def publish_things(producer: AIOKafkaProducer, topic: str, sequences: rang
     return ids
 
 
-async def applied_ids(database_url: str) -> list[str]:
-    database = Database(database_url)
+async def applied_ids(effects_database_url: str) -> list[str]:
+    database = Database(effects_database_url)
     try:
         async with database.reading() as session:
             return list((await session.execute(text("SELECT event_id FROM effects"))).scalars())
@@ -118,14 +96,14 @@ async def applied_ids(database_url: str) -> list[str]:
 def members(statuses: list[WorkerStatus], group: str) -> dict[int, WorkerStatus]:
     """The group's live replicas by process id."""
     return {
-        int(status.instance.rsplit(":", 1)[1]): status
+        status.pid: status
         for status in statuses
         if status.kind == "consumer" and status.group == group
     }
 
 
 async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
-    database_url: str,
+    effects_database_url: str,
     producer: AIOKafkaProducer,
     kafka_bootstrap: str,
     redis_url: str,
@@ -135,7 +113,7 @@ async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
     topic = f"test.{unique_name('thing-happened')}.v1"
     group = unique_name("group")
     await ensure_topics(kafka_bootstrap, {topic: PARTITIONS})
-    replicas = Replicas(database_url, kafka_bootstrap, topic, group, redis_url=redis_url)
+    replicas = Replicas(effects_database_url, kafka_bootstrap, topic, group, redis_url=redis_url)
     published: list[str] = []
 
     async def holding(expected: dict[int, int]) -> bool:
@@ -144,7 +122,7 @@ async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
         return {pid: len(status.partitions) for pid, status in live.items()} == expected
 
     async def all_applied() -> bool:
-        return len(await applied_ids(database_url)) >= len(published)
+        return len(await applied_ids(effects_database_url)) >= len(published)
 
     try:
         first, second = replicas.start(), replicas.start()
@@ -189,7 +167,7 @@ async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
     finally:
         replicas.kill_all()
 
-    applied = await applied_ids(database_url)
+    applied = await applied_ids(effects_database_url)
     assert sorted(applied) == sorted(published), "every event applied exactly once"
     # A clean stop deletes the replica's status at once; the killed one's expired.
     await wait_until(
@@ -200,7 +178,7 @@ async def test_partitions_move_to_the_survivors_and_each_event_applies_once(
 
 
 async def test_a_partition_taken_away_mid_batch_is_left_to_its_new_owner(
-    database_url: str,
+    effects_database_url: str,
     producer: AIOKafkaProducer,
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
@@ -213,7 +191,7 @@ async def test_a_partition_taken_away_mid_batch_is_left_to_its_new_owner(
     await ensure_topics(kafka_bootstrap, {topic: 2})
     registry = TopicRegistry()
     registry.register(Topic(topic, ThingHappened, owner="test", description="test events"))
-    database = Database(database_url)
+    database = Database(effects_database_url)
     holding = asyncio.Event()
     release = asyncio.Event()
 
@@ -258,7 +236,7 @@ async def test_a_partition_taken_away_mid_batch_is_left_to_its_new_owner(
         published += await publish_things(producer, topic, range(40, 60))
 
         async def all_applied() -> bool:
-            return len(await applied_ids(database_url)) >= len(published)
+            return len(await applied_ids(effects_database_url)) >= len(published)
 
         await wait_until(all_applied, timeout=60, message="every event applied")
         assert not first_running.done(), "the first replica carried on after the rebalance"
@@ -269,4 +247,4 @@ async def test_a_partition_taken_away_mid_batch_is_left_to_its_new_owner(
             first_running, *([second_running] if second_running else []), return_exceptions=False
         )
         await database.dispose()
-    assert sorted(await applied_ids(database_url)) == sorted(published)
+    assert sorted(await applied_ids(effects_database_url)) == sorted(published)

@@ -27,8 +27,8 @@ from marquee_testing.relay import (
     drop_slot,
     insert_rows,
     outbox_row,
-    wait_until,
 )
+from marquee_testing.waiting import wait_until
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
 def roles(statuses: list[WorkerStatus], name: str) -> dict[int, str]:
     """The relays of database ``name`` that report themselves alive: pid -> role."""
     return {
-        int(status.instance.rsplit(":", 1)[1]): status.role
+        status.pid: status.role
         for status in statuses
         if status.kind == "relay" and status.group == name
     }

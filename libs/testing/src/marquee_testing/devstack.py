@@ -19,7 +19,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from marquee_platform.migrations import drop_database
 from marquee_platform.service import discover_services
 from marquee_testing.fixtures import database_url_for
 from marquee_testing.localinfra import die_with_parent, port_open
+from marquee_testing.waiting import wait_until
 
 REPLICA_PORT_STRIDE = 10
 """As in ``marquee_cli.dev``: replica n of a service listens at its port + 10n."""
@@ -149,21 +149,25 @@ async def running_dev_platform(
     platform = DevPlatform(process, offset, state_dir, output, prefix, postgres_url)
     try:
         async with httpx.AsyncClient(trust_env=False) as client:
-            deadline = time.monotonic() + ready_within
             checks: Mapping[str, Any] = {}
-            while True:
+
+            async def everything_up() -> bool:
+                nonlocal checks
                 if process.returncode is not None:
                     raise AssertionError(f"marquee dev exited early:\n{platform.log()}")
-                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, OSError):
+                try:
                     checks = await platform.readiness(client)
-                    if _everything_up(checks, replicas):
-                        break
-                if time.monotonic() > deadline:
-                    down = {n: c for n, c in checks.items() if c.get("status") != "up"}
-                    raise AssertionError(
-                        f"not everything up within {ready_within:.0f}s: {down}\n{platform.log()}"
-                    )
-                await asyncio.sleep(0.5)  # polling the readiness report, not waiting blind
+                except (httpx.HTTPError, ValueError, KeyError, OSError):
+                    return False  # the gateway is not answering yet
+                return _everything_up(checks, replicas)
+
+            def what_is_down() -> str:
+                down = {n: c for n, c in checks.items() if c.get("status") != "up"}
+                return f"everything up; still down: {down}\n{platform.log()}"
+
+            await wait_until(
+                everything_up, timeout=ready_within, interval=0.5, message=what_is_down
+            )
         yield platform
     finally:
         await _stop(platform)
