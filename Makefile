@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Trust the system certificate store (where a machine adds its own CAs), not a bundled one.
 export UV_SYSTEM_CERTS := true
 
-.PHONY: help install dev doctor test test-unit test-integration lint fmt typecheck \
+.PHONY: help install dev doctor test test-failover test-unit test-integration lint fmt typecheck \
         bench-relay bench-search bench-gateway bench-holds bench-purchase bench-scale clean
 
 help: ## Show the targets
@@ -30,13 +30,16 @@ doctor: install ## Say what is missing to run Marquee and how to fix it
 	$(UV) run marquee doctor
 
 test: install ## Unit and integration tests against real PostgreSQL, Redis and Kafka
-	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not failover"
+
+test-failover: install ## Replicas of everything SIGKILLed in turn under live traffic (~2 min)
+	$(UV) run pytest -m failover tests/e2e/test_failover_e2e.py
 
 test-unit: install ## Only the fast tests that need no infrastructure
 	$(UV) run pytest -m "not integration"
 
 test-integration: install ## Only the tests that talk to real infrastructure
-	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile -m integration
+	$(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile -m "integration and not failover"
 
 lint: install ## ruff and mypy
 	$(UV) run ruff check .

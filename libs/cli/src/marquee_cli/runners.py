@@ -50,10 +50,13 @@ async def run_consumer(spec: ServiceSpec) -> None:
     from marquee_platform.consumer import run_until_signalled
 
     assert spec.consumer_factory is not None
+    settings = spec.settings_class()
+    # Its rebalances and parked messages are logged at INFO, where an operator looks.
+    configure_logging(f"{spec.name}-consumer", level=settings.log_level, json=settings.log_json)
     factory = import_from_string(spec.consumer_factory)
     runner: Any = factory()
     if inspect.isawaitable(runner):
         runner = await runner
     if runner.status_redis_url is None:  # report this replica where the gateway reads it
-        runner.status_redis_url = spec.settings_class().redis_url
+        runner.status_redis_url = settings.redis_url
     await run_until_signalled(runner)
