@@ -9,7 +9,7 @@ from marquee_contracts.envelope import CloudEvent, new_event_id
 from marquee_contracts.topics import REGISTRY, Topic, TopicRegistry, UnknownEventType
 
 # Each owner's module registers its topics in REGISTRY when imported.
-from marquee_contracts import auth, booking, catalog, inventory, payments  # noqa: F401  isort: skip
+from marquee_contracts import auth, booking, catalog, inventory, payments, waitroom  # noqa: F401  isort: skip
 
 __all__ = [
     "REGISTRY",
