@@ -30,6 +30,7 @@ so it can be killed at any point and another replica (single-runner lock) carrie
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ from typing import Any, Protocol
 import httpx
 
 from marquee_platform.clock import Clock, utc_now
+from marquee_platform.faults import crash_point
 from marquee_platform.realtime import event_channel, publish, user_channel
 from marquee_waitroom import fairness
 from marquee_waitroom.queue import Admitted, QueueStats, QueueStore
@@ -47,7 +49,8 @@ from marquee_waitroom.tokens import AdmissionKey, from_timestamp_ms, sign_admiss
 
 log = logging.getLogger(__name__)
 
-PLACE_BATCH = 5000
+PLACE_BATCH = int(os.environ.get("MARQUEE_WAITROOM_PLACE_BATCH", "5000"))
+"""Pre-queue tickets numbered per script call at the start (Redis is not blocked long)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ class AdmissionEngine:
                 outcome.admitted = result.admitted
                 outcome.skipped_away = result.skipped_away
                 if result.admitted:
+                    crash_point("waitroom.admitted-not-yet-told")
                     await self._tell_admitted(event_id, result.admitted)
                     stats = await self._stats(event_id, now) or stats
         await self._progress(event_id, stats, force=outcome.sold_out or outcome.resumed)
@@ -183,6 +187,8 @@ class AdmissionEngine:
         numbered = [(ticket, number) for number, ticket in enumerate(order, start=1)]
         batches = [numbered[i : i + PLACE_BATCH] for i in range(0, len(numbered), PLACE_BATCH)]
         for index, batch in enumerate(batches or [[]]):
+            if index == 1:
+                crash_point("waitroom.pre-queue-partly-numbered")
             await self.store.place(event_id, batch, open_after=index == len(batches or [[]]) - 1)
         log.info("pre-queue of %s shuffled: %d fans numbered", event_id, len(order))
         return len(order)
