@@ -1,9 +1,10 @@
 """Events the waitroom service publishes (owner: ``waitroom``), and its admission token.
 
-Every message is keyed by the event id. ``onsale-configured`` goes through the waitroom's
-PostgreSQL outbox with the configuration it announces; ``admission-granted`` is written by
-the admission's own Redis script into a per-event stream and forwarded to Kafka at least
-once (like inventory's hold lifecycle). See docs/services/waitroom.md.
+Every message is keyed by the event id. ``onsale-configured`` and ``waitlist-offered`` go
+through the waitroom's PostgreSQL outbox with the change they announce;
+``admission-granted`` is written by the admission's own Redis script into a per-event
+stream and forwarded to Kafka at least once (like inventory's hold lifecycle). See
+docs/services/waitroom.md.
 
 **The admission token** is a JWT signed with EdDSA (Ed25519) by the waitroom, whose public
 keys are a JWKS at ``/api/v1/waitroom/.well-known/jwks.json``. A fan sends it to inventory
@@ -61,6 +62,18 @@ class AdmissionGranted(BaseModel):
     expires_at: datetime
 
 
+class WaitlistOffered(BaseModel):
+    """Places came back for a sold-out event: this fan on its waitlist may buy them."""
+
+    event_id: UUID
+    user_id: str
+    entry_id: UUID
+    ticket_type_id: UUID
+    quantity: int
+    offered_at: datetime
+    expires_at: datetime = Field(description="Untaken by then, the offer passes to the next fan")
+
+
 ONSALE_CONFIGURED = REGISTRY.register(
     Topic(
         "waitroom.onsale-configured.v1",
@@ -77,5 +90,14 @@ ADMISSION_GRANTED = REGISTRY.register(
         owner="waitroom",
         description="A fan was admitted from the waiting room and may hold places until a "
         "deadline. Keyed by event id.",
+    )
+)
+WAITLIST_OFFERED = REGISTRY.register(
+    Topic(
+        "waitroom.waitlist-offered.v1",
+        WaitlistOffered,
+        owner="waitroom",
+        description="A fan on a sold-out event's waitlist is offered places that came back, "
+        "until a deadline. Keyed by event id.",
     )
 )

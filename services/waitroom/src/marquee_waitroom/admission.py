@@ -60,6 +60,8 @@ class Supply:
     available: int
     live_holds: int
     selling: bool = True
+    ticket_types: dict[str, int] = field(default_factory=dict)
+    """Places left per ticket type (general admission; seated types by their category)."""
 
 
 class SupplyReader(Protocol):
@@ -89,6 +91,7 @@ class InventorySupply:
             available=int(body["available"]),
             live_holds=int(body["live_holds"]),
             selling=bool(body.get("selling", True)),
+            ticket_types={str(k): int(v) for k, v in body.get("ticket_types", {}).items()},
         )
 
 
@@ -202,6 +205,8 @@ class AdmissionEngine:
         supply = await self.supply(event_id)
         if supply is None:
             return 0  # unknown supply: admit nobody rather than too many
+        # Places the waitlist waits for are its own (docs/services/waitroom.md).
+        available = supply.available - stats.waitlist_reserved
         if supply.available <= 0 and supply.live_holds <= 0:
             if await self.store.set_state(event_id, from_state="open", to_state="sold-out"):
                 outcome.sold_out = True
@@ -218,12 +223,12 @@ class AdmissionEngine:
             return 0
         if (
             stats.state == "sold-out"
-            and supply.available > 0
+            and available > 0
             and await self.store.set_state(event_id, from_state="sold-out", to_state="open")
         ):
             outcome.resumed = True
             log.info("event %s has places again: admission resumed", event_id)
-        adaptive = supply.available - stats.pending
+        adaptive = available - stats.pending
         return max(min(adaptive, fixed) if fixed is not None else adaptive, 0)
 
     async def _tell_admitted(self, event_id: uuid.UUID, admitted: list[Admitted]) -> None:

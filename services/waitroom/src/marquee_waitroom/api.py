@@ -8,21 +8,33 @@ summary says who may call.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from sqlalchemy import select
 
 from marquee_platform.deps import ClockDep, OutboxDep
 from marquee_platform.errors import NotFound
 from marquee_platform.forwarding import client_address, parse_networks
 from marquee_platform.http import WriteSessionDep, router
 from marquee_platform.security import CurrentUser
-from marquee_waitroom import fairness, handlers
+from marquee_waitroom import fairness, handlers, waitlist
 from marquee_waitroom.admission import admission_token, now_ms, observed_rate, to_ms
 from marquee_waitroom.keys import AdmissionKeys
-from marquee_waitroom.models import OnSale
+from marquee_waitroom.models import OnSale, WaitlistEntry
 from marquee_waitroom.queue import Admitted, Place, QueueStats, QueueStore
-from marquee_waitroom.schemas import Fairness, OnSaleRead, OnSaleWrite, QueueCounts, QueuePlace
+from marquee_waitroom.schemas import (
+    Fairness,
+    OnSaleRead,
+    OnSaleWrite,
+    QueueCounts,
+    QueuePlace,
+    WaitlistJoin,
+    WaitlistLength,
+    WaitlistLengths,
+    WaitlistPlace,
+)
 from marquee_waitroom.settings import WaitroomSettings
 from marquee_waitroom.tokens import from_timestamp_ms, jwks_document
 
@@ -334,3 +346,128 @@ async def queue_fairness(
 async def admission_jwks(keys: KeysDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=60"
     return jwks_document(await keys.published())
+
+
+# ---- the sold-out waitlist ---------------------------------------------------------------
+
+
+async def _waitlist_place(
+    session: WriteSessionDep, entry: WaitlistEntry, keys: AdmissionKeys, now: datetime
+) -> WaitlistPlace:
+    offered = (
+        entry.state == "offered"
+        and entry.offer_expires_at is not None
+        and entry.offer_expires_at > now
+    )
+    return WaitlistPlace(
+        event_id=entry.event_id,
+        entry_id=entry.entry_id,
+        ticket_type_id=entry.ticket_type_id,
+        quantity=entry.quantity,
+        state=entry.state,
+        ahead=await waitlist.ahead_of(session, entry) if entry.state == "waiting" else None,
+        joined_at=entry.joined_at,
+        admission_token=waitlist.offer_token(await keys.current(), entry) if offered else None,
+        offer_expires_at=entry.offer_expires_at if entry.state == "offered" else None,
+    )
+
+
+@waitroom.post(
+    EVENT + "/waitlist",
+    summary="Join a sold-out event's waitlist for a ticket type (signed-in fans)",
+    response_model=WaitlistPlace,
+    responses={
+        201: {"description": "Joined"},
+        200: {"description": "You were on it already: your entry"},
+        404: {"description": "The event has no waiting room"},
+        409: {"description": "Not sold out: join the queue instead"},
+    },
+)
+async def join_waitlist(
+    event_id: uuid.UUID,
+    body: WaitlistJoin,
+    user: CurrentUser,
+    session: WriteSessionDep,
+    store: StoreDep,
+    keys: KeysDep,
+    clock: ClockDep,
+    response: Response,
+) -> WaitlistPlace:
+    """When places come back (a hold expires unpaid, a ticket is refunded, capacity grows)
+    the next fan whose party fits gets an offer: a token to hold them with, on your
+    real-time channel (``waitlist-offered``) and here, for a limited time. One entry per
+    account and event."""
+    now = clock()
+    entry, created = await waitlist.join(
+        session,
+        store,
+        event_id=event_id,
+        user_id=user.user_id,
+        ticket_type_id=body.ticket_type_id,
+        quantity=body.quantity,
+        now=now,
+    )
+    response.status_code = 201 if created else 200
+    return await _waitlist_place(session, entry, keys, now)
+
+
+async def _my_entry(session: WriteSessionDep, event_id: uuid.UUID, user_id: str) -> WaitlistEntry:
+    query = (
+        select(WaitlistEntry)
+        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.user_id == user_id)
+        .order_by(WaitlistEntry.joined_at.desc())
+        .limit(1)
+    )
+    entry = (await session.execute(query)).scalar_one_or_none()
+    if entry is None:
+        raise NotFound(f"You are not on the waitlist of event {event_id}.", code="not-on-waitlist")
+    return entry
+
+
+@waitroom.get(
+    EVENT + "/waitlist/me",
+    summary="Your place on an event's waitlist, and your offer when you have one (the fan)",
+    response_model=WaitlistPlace,
+    responses={404: {"description": "You are not on this waitlist"}},
+)
+async def my_waitlist_place(
+    event_id: uuid.UUID,
+    user: CurrentUser,
+    session: WriteSessionDep,
+    keys: KeysDep,
+    clock: ClockDep,
+) -> WaitlistPlace:
+    entry = await _my_entry(session, event_id, user.user_id)
+    return await _waitlist_place(session, entry, keys, clock())
+
+
+@waitroom.delete(
+    EVENT + "/waitlist/me",
+    status_code=204,
+    summary="Leave an event's waitlist (the fan)",
+    responses={404: {"description": "You are not on this waitlist"}},
+)
+async def leave_waitlist(
+    event_id: uuid.UUID, user: CurrentUser, session: WriteSessionDep, clock: ClockDep
+) -> Response:
+    entry = await _my_entry(session, event_id, user.user_id)
+    if entry.state in waitlist.LIVE:
+        entry.state = "left"
+        entry.updated_at = clock()
+    return Response(status_code=204)
+
+
+@waitroom.get(
+    EVENT + "/waitlist",
+    summary="How long an event's waitlist is, per ticket type (its organizer, admins)",
+    response_model=WaitlistLengths,
+    responses={404: {"description": "No such event of yours"}},
+)
+async def waitlist_lengths(
+    event_id: uuid.UUID, user: CurrentUser, session: WriteSessionDep
+) -> WaitlistLengths:
+    await handlers.managed_event(session, event_id, user)
+    return WaitlistLengths(
+        event_id=event_id,
+        ticket_types=[WaitlistLength(**row) for row in await waitlist.lengths(session, event_id)],
+    )

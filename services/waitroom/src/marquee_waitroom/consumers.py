@@ -7,6 +7,9 @@
   than the admission window;
 - ``inventory.sale-confirmed.v1`` → the fan bought: their slot is free for the next fan.
 
+A hold or a purchase by a fan with a waitlist offer also keeps the offer alive while the
+hold lives, or ends it as ``bought``.
+
 Redis effects are idempotent (a redelivery sets the same scores), so they run inside the
 handler; the inbox row makes the catalog update exactly-once.
 """
@@ -31,7 +34,7 @@ from marquee_contracts.inventory import (
 from marquee_platform.clock import Clock, utc_now
 from marquee_platform.consumer import ConsumerRunner, Delivery, Handler
 from marquee_platform.db import Database, WriteSession
-from marquee_waitroom import handlers
+from marquee_waitroom import handlers, waitlist
 from marquee_waitroom.admission import now_ms, to_ms
 from marquee_waitroom.queue import QueueStore
 from marquee_waitroom.settings import WaitroomSettings
@@ -59,6 +62,7 @@ class WaitroomConsumers:
         assert isinstance(delivery.data, HoldCreated)
         hold = delivery.data
         await self.store.hold_seen(hold.event_id, hold.user_id, until_ms=to_ms(hold.expires_at))
+        await waitlist.hold_placed(session, hold.event_id, hold.user_id, until=hold.expires_at)
 
     async def on_hold_ended(self, delivery: Delivery, session: WriteSession) -> None:
         assert isinstance(delivery.data, HoldEnded)
@@ -70,6 +74,7 @@ class WaitroomConsumers:
     async def on_sale_confirmed(self, delivery: Delivery, session: WriteSession) -> None:
         assert isinstance(delivery.data, SaleConfirmed)
         sale = delivery.data
+        await waitlist.bought(session, sale.event_id, sale.user_id, self.clock())
         await self.store.hold_ended(
             sale.event_id, sale.user_id, now_ms=now_ms(self.clock), sold=True
         )

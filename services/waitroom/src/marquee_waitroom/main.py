@@ -18,6 +18,7 @@ from marquee_waitroom.admission import AdmissionEngine, InventorySupply
 from marquee_waitroom.keys import AdmissionKeys
 from marquee_waitroom.queue import QueueStore
 from marquee_waitroom.settings import WaitroomSettings
+from marquee_waitroom.waitlist import WaitlistOffers
 
 
 def create_app(settings: WaitroomSettings | None = None) -> FastAPI:
@@ -43,6 +44,15 @@ def create_app(settings: WaitroomSettings | None = None) -> FastAPI:
             rate_window_s=settings.rate_window_seconds,
             progress_interval_s=settings.progress_interval_seconds,
         )
+        app.state.waitlist_offers = WaitlistOffers(
+            database=app.state.database,
+            store=store,
+            redis=app.state.redis,
+            supply=app.state.admission_engine.supply,
+            signing_key=keys.current,
+            clock=lambda: clock_of(app)(),
+            offer_seconds=settings.waitlist_offer_seconds,
+        )
         producer = create_producer(settings.kafka_bootstrap, client_id="marquee-waitroom-log")
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -64,6 +74,12 @@ def create_app(settings: WaitroomSettings | None = None) -> FastAPI:
                 run=app.state.admission_engine.run_round,
                 single_runner=app.state.database,
                 run_at_start=True,
+            ),
+            lambda app: PeriodicTask(
+                "waitroom-waitlist-offers",
+                every_seconds=settings.waitlist_interval_seconds,
+                run=app.state.waitlist_offers.run_round,
+                single_runner=app.state.database,
             ),
             lambda app: PeriodicTask(
                 "waitroom-forward-logs",

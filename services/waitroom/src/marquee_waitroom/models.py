@@ -17,10 +17,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     String,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -88,3 +90,43 @@ class AdmissionSigningKey(Base):
     private_key_pem: Mapped[str] = mapped_column(String(400))
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WaitlistEntry(Base):
+    """A fan waiting for places of a sold-out event's ticket type to come back.
+
+    ``state``: ``waiting`` → ``offered`` (an admission for ``quantity`` places until
+    ``offer_expires_at``) → ``bought``; or ``expired`` (not taken in time: the places pass to
+    the next fan), or ``left``. ``passed_over`` counts rounds in which a smaller party
+    behind this one got an offer; at :data:`marquee_waitroom.waitlist.PASS_LIMIT` nobody
+    behind it is offered that ticket type until its party fits."""
+
+    __tablename__ = "waitlist_entries"
+
+    entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    user_id: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    passed_over: Mapped[int] = mapped_column(Integer, server_default="0")
+    offers: Mapped[int] = mapped_column(Integer, server_default="0")
+    offered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    offer_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("quantity BETWEEN 1 AND 50", name="quantity_range"),
+        CheckConstraint(
+            "state IN ('waiting', 'offered', 'bought', 'expired', 'left')", name="state_known"
+        ),
+        Index(
+            "waitlist_one_live_entry",
+            "event_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("state IN ('waiting', 'offered')"),
+        ),
+        Index("waitlist_line", "event_id", "ticket_type_id", "state", "joined_at"),
+    )

@@ -7,7 +7,8 @@ Redis Cluster slot and runs atomically:
 ``T:cfg``          hash: ``opens``, ``starts`` (ms), ``window`` (ms an admitted fan has to
                    hold), ``grace`` (ms a fan may be away and keep their place),
                    ``max_active`` (0 = no fixed limit), ``adaptive`` (0/1), ``state``
-                   (``pre`` → ``closed`` → ``open`` ⇄ ``sold-out``), ``pre_count``
+                   (``pre`` → ``closed`` → ``open`` ⇄ ``sold-out``), ``pre_count``,
+                   ``waitlist`` (places the sold-out waitlist waits for)
 ``T:acct``         hash: account → queue ticket (one place per account)
 ``T:tix``          hash: ticket → ``<account>|<joined ms>``
 ``T:seen``         hash: ticket → when its fan was last seen (ms)
@@ -295,12 +296,13 @@ STATS = LuaScript(
     keys=("cfg", "pre", "line", "adm", "active", "pending", "admits", "gone"),
     args=("since",),
     source="""
-local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'adaptive', 'pre_count')
+local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'adaptive', 'pre_count',
+  'waitlist')
 local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 return {cfg[1] or '', cfg[2] or '0', cfg[3] or '0', cfg[4] or '0',
   redis.call('LLEN', KEYS[2]), redis.call('ZCARD', KEYS[3]), head[2] or '0',
   redis.call('HLEN', KEYS[4]), redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[6]),
-  redis.call('ZCOUNT', KEYS[7], ARGV[1], '+inf'), redis.call('HLEN', KEYS[8])}
+  redis.call('ZCOUNT', KEYS[7], ARGV[1], '+inf'), redis.call('HLEN', KEYS[8]), cfg[5] or '0'}
 """,
 )
 
@@ -347,6 +349,8 @@ class QueueStats:
     pending: int
     admitted_recently: int
     gone: int
+    waitlist_reserved: int = 0
+    """Places the sold-out waitlist waits for: the queue leaves them alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +412,11 @@ class QueueStore:
             max_active=int(raw[4]),
             adaptive=raw[5] == "1",
         )
+
+    async def set_waitlist_reserve(self, event_id: uuid.UUID, places: int) -> None:
+        key = QueueKeys.of(event_id).named("cfg")["cfg"]
+        if await self.redis.exists(key):
+            await self.redis.hset(key, "waitlist", places)
 
     async def remove(self, event_id: uuid.UUID) -> None:
         await self.redis.srem(self.onsales_key, str(event_id))
@@ -526,6 +535,7 @@ class QueueStore:
             pending=int(reply[9]),
             admitted_recently=int(reply[10]),
             gone=int(reply[11]),
+            waitlist_reserved=int(reply[12]),
         )
 
     async def log_entries(

@@ -110,3 +110,36 @@ class Fairness(BaseModel):
         default=None, description="The pre-queue tickets in admission order (number 1 first)"
     )
     algorithm: str = "sorted(pre_queue, key=lambda t: sha256(seed + b':' + t.encode()))"
+
+
+class WaitlistJoin(_Request):
+    ticket_type_id: uuid.UUID
+    quantity: int = Field(ge=1, le=50, description="Places wanted together (one party)")
+
+
+class WaitlistPlace(BaseModel):
+    """Your place on a sold-out event's waitlist. ``state``: ``waiting``, ``offered`` (hold
+    your places with ``admission_token`` before ``offer_expires_at``), ``bought``,
+    ``expired`` (an offer not taken in time) or ``left``."""
+
+    event_id: uuid.UUID
+    entry_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    quantity: int
+    state: str
+    ahead: int | None = Field(default=None, description="Fans before you for this ticket type")
+    joined_at: datetime
+    admission_token: str | None = None
+    offer_expires_at: datetime | None = None
+
+
+class WaitlistLength(BaseModel):
+    ticket_type_id: uuid.UUID
+    waiting: int
+    offered: int
+    places_wanted: int
+
+
+class WaitlistLengths(BaseModel):
+    event_id: uuid.UUID
+    ticket_types: list[WaitlistLength]

@@ -24,6 +24,10 @@ class WaitroomSettings(ServiceSettings):
     once when it changes), so a position shown is never more than about 2 s stale."""
     forward_interval_seconds: float = Field(default=0.2, gt=0)
     """How often admission-granted entries are forwarded from Redis to Kafka."""
+    waitlist_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often places that came back are offered to the waitlist."""
+    waitlist_offer_seconds: int = Field(default=600, ge=60, le=3600)
+    """How long a waitlist offer lasts before it passes to the next fan."""
     rate_window_seconds: int = Field(default=60, ge=5)
     """The observed admission rate (for waiting-time estimates) is over this window."""
     joins_per_minute_per_account: int = Field(default=10, ge=1)

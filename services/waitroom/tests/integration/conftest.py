@@ -60,6 +60,13 @@ async def waitroom_database_url(make_database: DatabaseFactory) -> str:
 
 
 @pytest.fixture
+async def waitroom_database(waitroom_database_url: str) -> AsyncIterator[Database]:
+    database = Database(waitroom_database_url, pool_size=8)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
 async def inventory_database(make_database: DatabaseFactory) -> AsyncIterator[Database]:
     database = Database(await make_database(INVENTORY.migrations, prefix="inventory"), pool_size=8)
     yield database

@@ -45,10 +45,11 @@ def times(starts: datetime) -> OnSaleTimes:
 
 
 async def queue_of_fans(store: QueueStore, event_id: uuid.UUID) -> dict[str, str]:
-    """FANS fans in the pre-queue, then the start moved to now."""
+    """FANS fans in the pre-queue, then the start moved to now. Their accounts start with
+    the event id, so a listener can tell them from other tests' fans on the same Redis."""
     await store.configure(event_id, times(datetime.now(UTC) + timedelta(hours=1)))
     tickets: dict[str, str] = {}
-    accounts = [f"fan-{n:04d}" for n in range(FANS)]
+    accounts = [f"{event_id}-fan-{n:04d}" for n in range(FANS)]
     for start in range(0, FANS, 20):
         batch = accounts[start : start + 20]
         outcomes = await asyncio.gather(
@@ -125,7 +126,7 @@ async def test_killed_after_admitting_before_telling_nobody_is_admitted_twice_or
     seed = fairness.new_seed()
     tickets = await queue_of_fans(queue_store, event_id)
     listener = redis.pubsub()
-    await listener.psubscribe(f"{CHANNEL_PREFIX}user:*")
+    await listener.psubscribe(f"{CHANNEL_PREFIX}user:{event_id}-*")
     try:
         crashed = run_child(
             redis_url,

@@ -19,21 +19,24 @@ import time
 import uuid
 from collections import Counter
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import jwt
 import redis.asyncio as redis_asyncio
 
-from marquee_contracts.inventory import HoldCreated, SaleConfirmed
+from marquee_contracts import REGISTRY
+from marquee_contracts.inventory import HOLD_CREATED, SALE_CONFIRMED, HoldCreated, SaleConfirmed
 from marquee_contracts.waitroom import ADMISSION_AUDIENCE, ADMISSION_ISSUER
-from marquee_inventory.holds import EventKeys
 from marquee_inventory.store import HoldStore
+from marquee_platform.consumer import Delivery
+from marquee_platform.db import Database
 from marquee_platform.lua import decode
 from marquee_platform.realtime import CHANNEL_PREFIX, event_channel
 from marquee_testing.inventory import Catalog, order_paid, published_event
 from marquee_testing.waiting import wait_until
+from marquee_testing.waitroom import store_supply
 from marquee_waitroom import fairness
-from marquee_waitroom.admission import AdmissionEngine, Supply, to_ms
+from marquee_waitroom.admission import AdmissionEngine, to_ms
 from marquee_waitroom.consumers import WaitroomConsumers
 from marquee_waitroom.queue import OnSaleTimes, QueueKeys, QueueStore
 from marquee_waitroom.tokens import generate_admission_key
@@ -45,21 +48,10 @@ PLACES = 500
 ABANDON_EVERY = 10  # the fan whose number ends in 7 never holds
 
 
-class Delivery:
-    """What the consumer runner hands a handler (only ``data`` is read)."""
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-
-def store_supply(hold_store: HoldStore, redis: redis_asyncio.Redis) -> Any:
-    async def read(event_id: uuid.UUID) -> Supply:
-        _, seats_free, general_admission, _ = await hold_store.counts(event_id)
-        live = await redis.zcard(EventKeys.of(event_id).deadlines)
-        available = seats_free + sum(counts["available"] for counts in general_admission.values())
-        return Supply(available=available, live_holds=int(live))
-
-    return read
+def delivered(topic: str, data: Any) -> Delivery:
+    """The message as the consumer runner hands it to a handler."""
+    event = REGISTRY.event(topic, data, source="/marquee/inventory", subject=str(data.event_id))
+    return Delivery(event=event, data=data, topic=topic, partition=0, offset=0, headers={})
 
 
 async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_over(
@@ -68,6 +60,7 @@ async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_
     queue_store: QueueStore,
     hold_store: HoldStore,
     catalog: Catalog,
+    waitroom_database: Database,
     clock: Any,
 ) -> None:
     event = await catalog.publish(
@@ -103,7 +96,7 @@ async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_
         redis=redis,
         seeds=seeds,
         signing_key=signing_key,
-        supply=store_supply(hold_store, redis),
+        supply=store_supply(hold_store),
         clock=clock,
         progress_interval_s=0.5,
     )
@@ -111,7 +104,8 @@ async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_
 
     # The pre-queue: everyone joins between the opening and the start.
     clock.jump_to(opens)
-    accounts = [f"fan-{n:05d}" for n in range(PRE_QUEUE + LATE)]
+    # Accounts start with the event id: other tests share this Redis and its channels.
+    accounts = [f"{event_id}-fan-{n:05d}" for n in range(PRE_QUEUE + LATE)]
     ticket_of: dict[str, str] = {}
     for start in range(0, PRE_QUEUE, 20):
         batch = accounts[start : start + 20]
@@ -130,7 +124,7 @@ async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_
 
     # Everything fans hear, as the gateway would relay it.
     listener = redis.pubsub()
-    await listener.psubscribe(f"{CHANNEL_PREFIX}user:*")
+    await listener.psubscribe(f"{CHANNEL_PREFIX}user:{event_id}-*")
     await listener.subscribe(f"{CHANNEL_PREFIX}{event_channel(event_id)}")
     admissions: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     granted: Counter[str] = Counter()
@@ -194,20 +188,22 @@ async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_
             except Exception as error:
                 failures.append(f"{account} admitted but could not hold: {error!r}")
                 return
-            await consumers.on_hold_created(
-                Delivery(
-                    HoldCreated(
-                        hold_id=held.hold_id,
-                        event_id=event_id,
-                        user_id=account,
-                        seats=[],
-                        general_admission=[{"ticket_type_id": standing, "quantity": 1}],
-                        expires_at=held.expires_at,
-                        created_at=clock(),
-                    )
-                ),
-                cast(Any, None),  # the Redis effects need no session
-            )
+            async with waitroom_database.transaction() as session:
+                await consumers.on_hold_created(
+                    delivered(
+                        HOLD_CREATED.name,
+                        HoldCreated(
+                            hold_id=held.hold_id,
+                            event_id=event_id,
+                            user_id=account,
+                            seats=[],
+                            general_admission=[{"ticket_type_id": standing, "quantity": 1}],
+                            expires_at=held.expires_at,
+                            created_at=clock(),
+                        ),
+                    ),
+                    session,
+                )
             hold = {
                 "hold_id": held.hold_id,
                 "event_id": str(event_id),
@@ -222,20 +218,22 @@ async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_
             sold.append(account)
             if len(sold) == PLACES:
                 sold_out_at.append(time.monotonic())
-            await consumers.on_sale_confirmed(
-                Delivery(
-                    SaleConfirmed(
-                        order_id=uuid.uuid4(),
-                        hold_id=held.hold_id,
-                        event_id=event_id,
-                        user_id=account,
-                        seats=[],
-                        general_admission=[{"ticket_type_id": standing, "quantity": 1}],
-                        confirmed_at=clock(),
-                    )
-                ),
-                cast(Any, None),  # the Redis effects need no session
-            )
+            async with waitroom_database.transaction() as session:
+                await consumers.on_sale_confirmed(
+                    delivered(
+                        SALE_CONFIRMED.name,
+                        SaleConfirmed(
+                            order_id=uuid.uuid4(),
+                            hold_id=held.hold_id,
+                            event_id=event_id,
+                            user_id=account,
+                            seats=[],
+                            general_admission=[{"ticket_type_id": standing, "quantity": 1}],
+                            confirmed_at=clock(),
+                        ),
+                    ),
+                    session,
+                )
 
     stop = asyncio.Event()
 
