@@ -2,6 +2,8 @@
 
 A hold is Redis only: these endpoints open no PostgreSQL transaction on the way (only a
 missing event state, rebuilt once, reads PostgreSQL). Each summary says who may call.
+An event that sells through the waiting room has an admission gate: its holds need the
+admission token the waitroom gave the fan, in the ``Admission-Token`` header.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from fastapi import Header, Response
 from fastapi.responses import JSONResponse
 from fastapi.responses import Response as PlainResponse
 
+from marquee_contracts.waitroom import ADMISSION_HEADER
 from marquee_inventory import handlers, queue
 from marquee_inventory.deps import (
+    AdmissionVerifierDep,
     EventsDep,
     HoldStoreDep,
     ManagedEvent,
@@ -32,6 +36,7 @@ from marquee_inventory.schemas import (
     HoldRequestRead,
     HoldSettings,
     HoldSettingsRead,
+    SupplyRead,
 )
 from marquee_inventory.store import QueueRequired, StateMissing
 from marquee_platform.db import after_commit
@@ -57,9 +62,20 @@ EVENT = "/{event_id:uuid}"
             "description": "A high-demand event: the request is queued (first come, first "
             "served); follow Location or the real-time channel",
         },
+        403: {
+            "description": "The event sells through the waiting room: "
+            "`admission-required` without an Admission-Token header (join the queue at "
+            "POST /api/v1/waitroom/events/{event_id}/queue); `admission-invalid` when the "
+            "token does not admit you to this event (`reason`: expired, other-account, "
+            "other-event, bad-signature, malformed)"
+        },
         404: {"description": "The event has no inventory (unknown or not published)"},
         409: {"description": "Places taken, sale not open or closed, event cancelled"},
         422: {"description": "Unknown seats or ticket types, over the per-person limit"},
+        503: {
+            "description": "`admission-keys-unavailable`: the waiting room's signing keys "
+            "cannot be fetched to check the Admission-Token; retry shortly"
+        },
     },
 )
 async def create_hold(
@@ -72,8 +88,16 @@ async def create_hold(
     clock: ClockDep,
     producer: ProducerDep,
     settings: SettingsDep,
+    admission: AdmissionVerifierDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+    admission_token: Annotated[
+        str | None,
+        Header(
+            alias=ADMISSION_HEADER,
+            description="The waiting room's admission token, for an event that sells through it",
+        ),
+    ] = None,
 ) -> HoldRead | JSONResponse:
     """Send one of: ``seats`` (ids from the seat map), ``general_admission`` (a quantity of
     a general-admission ticket type) or ``best_available`` (a count, optionally a price
@@ -82,7 +106,9 @@ async def create_hold(
     left. Retrying with the same ``Idempotency-Key`` returns the same hold. For a high-demand
     event the request is queued instead: ``202`` with a ``request_id``; requests are applied
     in arrival order and the outcome arrives on your real-time channel
-    (``hold-request-decided``) and at ``Location``."""
+    (``hold-request-decided``) and at ``Location``. For an event that sells through the
+    waiting room, send the admission token it gave you in ``Admission-Token`` (it is bound
+    to your account and this event, and checked before a request is queued)."""
     best = body.best_available
     request = HoldRequest(
         event_id=event_id,
@@ -97,6 +123,15 @@ async def create_hold(
         idempotency_key=idempotency_key,
     )
     handlers.validate_hold_shape(request)
+    await handlers.ensure_admitted(
+        event_id,
+        user_id=user.user_id,
+        token=admission_token,
+        store=store,
+        database=database,
+        verifier=admission,
+        clock=clock,
+    )
     try:
         result = await handlers.place_hold(
             request, store=store, seat_maps=seat_maps, database=database, clock=clock
@@ -217,6 +252,27 @@ async def read_availability(
     response.headers["ETag"] = f'"{availability.version}"'
     response.headers["Cache-Control"] = "no-cache"
     return AvailabilityRead.of(event_id, availability)
+
+
+@inventory.get(
+    EVENT + "/supply",
+    summary="How many places are left and in play, in a few numbers (anyone)",
+    response_model=SupplyRead,
+    responses={404: {"description": "The event has no inventory"}},
+)
+async def read_supply(
+    event_id: uuid.UUID, store: HoldStoreDep, database: DatabaseDep, response: Response
+) -> SupplyRead:
+    """From the hold scripts' own counters in one Redis round trip, never the seat map:
+    cheap enough to poll a few times a second (the waiting room paces admission by it).
+    ``available`` counts free seats and free general-admission places together."""
+    try:
+        supply = await store.supply(event_id)
+    except StateMissing:
+        await handlers.rebuild_event(event_id, database=database, store=store, force=False)
+        supply = await store.supply(event_id)
+    response.headers["Cache-Control"] = "no-cache"
+    return SupplyRead.of(event_id, supply)
 
 
 @inventory.put(

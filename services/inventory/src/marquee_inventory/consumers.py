@@ -7,7 +7,10 @@
 - ``booking.order-closed.v1`` → an unpaid order's hold is released at once;
 - ``booking.ticket-cancelled.v1`` → the ticket's place is sellable again;
 - ``inventory.hold-requested.v1`` → high-demand mode: one event's queued hold requests,
-  applied first come, first served (its own topic, keyed by event id).
+  applied first come, first served (its own topic, keyed by event id);
+- ``waitroom.onsale-configured.v1`` → the event's admission gate (do holds need a
+  waiting-room admission token?), a newer ``configured_at`` only; it may come before the
+  event is published here.
 
 Redis is brought up to date after each transaction committed (``after_commit``); if that
 is lost to a crash, the reconcile task finds the state behind and reloads it.
@@ -37,9 +40,15 @@ from marquee_contracts.catalog import (
     EventPublished,
 )
 from marquee_contracts.inventory import HOLD_REQUESTED, HoldRequested
+from marquee_contracts.waitroom import ONSALE_CONFIGURED, OnSaleConfigured
 from marquee_inventory import handlers, queue
 from marquee_inventory.handlers import SeatMaps
-from marquee_inventory.repository import EventRepository, SaleRepository, SeatRepository
+from marquee_inventory.repository import (
+    AdmissionGateRepository,
+    EventRepository,
+    SaleRepository,
+    SeatRepository,
+)
 from marquee_inventory.settings import InventorySettings
 from marquee_inventory.store import HoldStore
 from marquee_platform.clock import Clock, utc_now
@@ -57,6 +66,7 @@ CONSUMED_TOPICS = (
     ORDER_PAID.name,
     ORDER_CLOSED.name,
     TICKET_CANCELLED.name,
+    ONSALE_CONFIGURED.name,
 )
 
 
@@ -134,6 +144,17 @@ class InventoryConsumers:
             clock=self.clock,
         )
 
+    async def on_onsale_configured(self, delivery: Delivery, session: WriteSession) -> None:
+        assert isinstance(delivery.data, OnSaleConfigured)
+        event_id = delivery.data.event_id
+        gate = await handlers.apply_onsale_configured(
+            delivery.data, gates=AdmissionGateRepository(session)
+        )
+        if gate is not None:
+            after_commit(
+                session, lambda: handlers.push_admission_gate(event_id, gate, store=self.store)
+            )
+
     def handlers(self) -> Mapping[str, Handler]:
         return {
             HOLD_REQUESTED.name: self.on_hold_requested,
@@ -143,6 +164,7 @@ class InventoryConsumers:
             ORDER_PAID.name: self.on_order_paid,
             ORDER_CLOSED.name: self.on_order_closed,
             TICKET_CANCELLED.name: self.on_ticket_cancelled,
+            ONSALE_CONFIGURED.name: self.on_onsale_configured,
         }
 
 

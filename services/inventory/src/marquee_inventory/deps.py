@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from marquee_inventory.admission import AdmissionVerifier
 from marquee_inventory.handlers import SeatMaps
 from marquee_inventory.models import InventoryEvent
 from marquee_inventory.repository import EventRepository
@@ -39,6 +40,11 @@ async def _producer(request: Request) -> Any:
     return request.app.state.log_producer
 
 
+async def _admission_verifier(request: Request) -> AdmissionVerifier:
+    verifier: AdmissionVerifier = request.app.state.admission_verifier
+    return verifier
+
+
 async def _settings(request: Request) -> InventorySettings:
     settings: InventorySettings = request.app.state.settings
     return settings
@@ -50,6 +56,8 @@ ProducerDep = Annotated[Any, Depends(_producer)]
 """The service's Kafka producer (hold logs, queued hold requests)."""
 SeatMapsDep = Annotated[SeatMaps, Depends(_seat_maps)]
 EventsDep = Annotated[EventRepository, Depends(_events)]
+AdmissionVerifierDep = Annotated[AdmissionVerifier, Depends(_admission_verifier)]
+"""Checks the waiting room's admission tokens (keys from its JWKS)."""
 
 
 async def _managed_event(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from marquee_platform.errors import Conflict, InvalidInput, NotFound
+from marquee_platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 SELLING_STATUSES = frozenset({"published", "on_sale", "sold_out"})
 """Event statuses in which places may be held (within the sale window)."""
@@ -309,6 +309,27 @@ class PlacesUnavailable(Conflict):
 class HoldNotFound(NotFound):
     def __init__(self, hold_id: str) -> None:
         super().__init__(f"There is no live hold {hold_id} of yours.", code="hold-not-found")
+
+
+class AdmissionRequired(PermissionDenied):
+    """The event sells through the waiting room and the request carries no admission."""
+
+    def __init__(self, event_id: uuid.UUID) -> None:
+        super().__init__(
+            "This event's sale goes through the waiting room: join the queue at "
+            f"POST /api/v1/waitroom/events/{event_id}/queue and send the admission token "
+            "you receive in the Admission-Token header.",
+            code="admission-required",
+        )
+
+
+class AdmissionInvalid(PermissionDenied):
+    """The admission token does not admit this caller to this event; ``reason`` is one of
+    ``expired``, ``other-account``, ``other-event``, ``bad-signature`` (or an unknown
+    key) and ``malformed``."""
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail, code="admission-invalid", reason=reason)
 
 
 def bad_request(message: str, *, field_path: str, code: str = "invalid-hold") -> InvalidInput:

@@ -3,6 +3,8 @@
 Catalog messages write PostgreSQL (the consumer's one transaction) and bring Redis up to
 date after the commit; holds touch Redis only; a paid order claims its places in Redis,
 then sells them in PostgreSQL under the unique constraint, and answers on the outbox.
+The waitroom's on-sale configuration is an admission gate: recorded in PostgreSQL, pushed
+to Redis after the commit, checked on the hold path from Redis.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marquee_contracts.booking import OrderClosed, OrderPaid, TicketCancelled
@@ -23,8 +25,11 @@ from marquee_contracts.inventory import (
     SaleConfirmed,
     SaleRejected,
 )
+from marquee_contracts.waitroom import OnSaleConfigured
+from marquee_inventory.admission import Admission, AdmissionVerifier
 from marquee_inventory.domain import (
     SELLING_STATUSES,
+    AdmissionRequired,
     HoldNotFound,
     Placement,
     PlacesUnavailable,
@@ -35,12 +40,18 @@ from marquee_inventory.domain import (
     new_hold_id,
 )
 from marquee_inventory.models import InventoryEvent, InventoryTicketType, Sale
-from marquee_inventory.repository import EventRepository, SaleRepository, SeatRepository
+from marquee_inventory.repository import (
+    AdmissionGateRepository,
+    EventRepository,
+    SaleRepository,
+    SeatRepository,
+)
 from marquee_inventory.store import (
     HeldPlaces,
     HoldStore,
     QueueRequired,
     RedisConfig,
+    RedisGate,
     StateMissing,
     to_ms,
 )
@@ -234,6 +245,56 @@ async def _apply_ticket_types(
             current.active = False
 
 
+# ---- the admission gate (the waiting room) -----------------------------------------------------
+
+
+async def apply_onsale_configured(
+    message: OnSaleConfigured, *, gates: AdmissionGateRepository
+) -> RedisGate | None:
+    """Record whether the event's holds need an admission token; the gate to push to
+    Redis after the commit, or None when a newer configuration was applied already (a late
+    or repeated message changes nothing). The event need not be known here yet."""
+    configured_at = message.configured_at
+    if configured_at.tzinfo is None:
+        configured_at = configured_at.replace(tzinfo=UTC)
+    if not await gates.record_if_newer(
+        message.event_id, required=message.admission_required, configured_at=configured_at
+    ):
+        return None
+    return RedisGate(required=message.admission_required, configured_at=configured_at)
+
+
+async def push_admission_gate(event_id: uuid.UUID, gate: RedisGate, *, store: HoldStore) -> None:
+    """After the gate committed: into Redis (unless a newer one is there), loaded or not."""
+    await store.set_admission_gate(event_id, gate)
+
+
+async def ensure_admitted(
+    event_id: uuid.UUID,
+    *,
+    user_id: str,
+    token: str | None,
+    store: HoldStore,
+    database: Database,
+    verifier: AdmissionVerifier,
+    clock: Clock,
+) -> Admission | None:
+    """Before a hold (direct or queued): when the event sells through the waiting room,
+    the caller's admission token must verify for them and this event. None when the event
+    has no gate (a token sent anyway is not looked at). Reads Redis only, unless the
+    event's state is missing: then it is rebuilt first (with its gate)."""
+    try:
+        required = await store.admission_required(event_id)
+    except StateMissing:
+        await rebuild_event(event_id, database=database, store=store, force=False)
+        required = await store.admission_required(event_id)
+    if not required:
+        return None
+    if token is None or not token.strip():
+        raise AdmissionRequired(event_id)
+    return await verifier.verify(token.strip(), event_id=event_id, user_id=user_id, now=clock())
+
+
 # ---- Redis from PostgreSQL -------------------------------------------------------------------
 
 
@@ -289,8 +350,9 @@ async def rebuild_event(
     event_id: uuid.UUID, *, database: Database, store: HoldStore, force: bool
 ) -> bool:
     """Write the event's seat state into Redis from PostgreSQL (sold places, capacities,
-    confirmed sales). Without ``force`` it only fills a missing state; with it, it reloads
-    over the present one, keeping live holds whose places are not sold."""
+    confirmed sales, its admission gate). Without ``force`` it only fills a missing state;
+    with it, it reloads over the present one, keeping live holds whose places are not
+    sold."""
     async with database.reading() as session:
         events = EventRepository(session)
         event = await events.get(event_id)
@@ -300,6 +362,7 @@ async def rebuild_event(
         config = redis_config(event, ticket_types)
         seat_states = await SeatRepository(session).states(event_id)
         claimed = await SaleRepository(session).confirmed_holds(event_id)
+        gate = await AdmissionGateRepository(session).get(event_id)
     installed = await store.install(
         event_id,
         force=force,
@@ -309,6 +372,11 @@ async def rebuild_event(
             str(tt.ticket_type_id): tt.sold for tt in ticket_types if tt.capacity is not None
         },
         claimed=claimed,
+        gate=(
+            RedisGate(required=gate.required, configured_at=gate.configured_at)
+            if gate is not None
+            else None
+        ),
     )
     if installed:
         logger.info(

@@ -20,11 +20,21 @@ Redis Cluster slot and runs atomically:
 ``T:idem:<user>:<key>``  string: ``<hold id> <request hash>`` for an Idempotency-Key (24 h)
 ``T:log``               stream: hold-created/released/expired, sale-claimed, forwarded
                         to Kafka at least once by :mod:`marquee_inventory.forwarder`
+``T:gate``              hash: ``required`` (``1``: holds need a waiting-room admission
+                        token) and ``configured_at`` (µs since the epoch, of the
+                        ``waitroom.onsale-configured.v1`` it reflects); absent: no gate
 ======================  ==============================================================
 
 ``T:meta`` is written last by :data:`INSTALL`: while it is missing the event's state is
 not in Redis (never loaded, flushed, a failover to an empty replica), every script answers
 ``missing`` and the service rebuilds it from PostgreSQL, where sold places live.
+
+``T:gate`` is not part of that state: it is written after the gate's commit even while
+the event is not loaded (the waitroom may configure it first), by :data:`SET_GATE` and by
+:data:`INSTALL` from PostgreSQL, each only over an older ``configured_at``. So whichever
+of a rebuild and a gate change lands last, the newer gate stays; and because INSTALL
+writes it with ``T:meta`` in one step, a loaded state always carries its gate (the hold
+path reads both at once, see :meth:`~marquee_inventory.store.HoldStore.admission_required`).
 
 A script answers a flat list ``{outcome, ...}``; Python turns it into results or errors.
 """
@@ -92,6 +102,10 @@ class EventKeys:
     def log(self) -> str:
         return self.key("log")
 
+    @property
+    def gate(self) -> str:
+        return self.key("gate")
+
     def hold(self, hold_id: str) -> str:
         return self.key("hold", hold_id)
 
@@ -141,6 +155,18 @@ local function release_hold(hold_key, hold_id, seats_key, ga_key, deadlines_key,
   redis.call('DEL', hold_key)
   redis.call('ZREM', deadlines_key, hold_id)
   return {hold[1], hold[2], hold[3]}
+end
+"""
+
+# Shared Lua: the admission gate, newer wins. ``configured`` is µs since the epoch (exact
+# in a Lua number: below 2^53 until the year 2255); ``required`` '' writes nothing.
+_SET_GATE_FN = """
+local function set_gate(gate_key, required, configured)
+  if required == '' then return 0 end
+  local stored = redis.call('HGET', gate_key, 'configured_at')
+  if stored and tonumber(stored) >= tonumber(configured) then return 0 end
+  redis.call('HSET', gate_key, 'required', required, 'configured_at', configured)
+  return 1
 end
 """
 
@@ -430,9 +456,20 @@ return {'ok'}
 """,
 )
 
+SET_GATE = LuaScript(
+    "inventory-set-gate",
+    keys=("gate",),
+    args=("gate_required", "gate_configured_us"),
+    source=_SET_GATE_FN
+    + """
+-- Whether the event's state is loaded or not: the gate may come before the event.
+return {'ok', set_gate(KEYS[1], ARGV[1], ARGV[2])}
+""",
+)
+
 INSTALL = LuaScript(
     "inventory-install",
-    keys=("meta", "seats", "seatcat", "cattt", "tt", "ga", "deadlines", "claimed"),
+    keys=("meta", "seats", "seatcat", "cattt", "tt", "ga", "deadlines", "claimed", "gate"),
     args=(
         "force",
         "version",
@@ -446,8 +483,11 @@ INSTALL = LuaScript(
         "claimed_json",
         "hold_prefix",
         "seats_blob",
+        "gate_required",
+        "gate_configured_us",
     ),
-    source="""
+    source=_SET_GATE_FN
+    + """
 -- Load (or reload) an event from PostgreSQL's truth. Without 'force' it does nothing when
 -- the state is already there (two replicas rebuilding at once install it once). Live holds
 -- are kept where their seats are not sold; everything else comes from the arguments.
@@ -505,6 +545,8 @@ for id, count in pairs(held) do redis.call('HSET', KEYS[6], id .. ':held', count
 for hold_id, order_id in pairs(cjson.decode(ARGV[10])) do
   redis.call('HSET', KEYS[8], hold_id, order_id)
 end
+-- The gate in the same step as T:meta: a loaded state is never seen without its gate.
+set_gate(KEYS[9], ARGV[13], ARGV[14])
 local av = tonumber(redis.call('HGET', KEYS[1], 'av') or '0') + 1
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'status', ARGV[3], 'ttl_ms', ARGV[4],

@@ -5,9 +5,11 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from marquee_inventory import api, tasks
+from marquee_inventory.admission import AdmissionVerifier
 from marquee_inventory.handlers import SeatMaps
 from marquee_inventory.settings import InventorySettings
 from marquee_inventory.store import HoldStore
@@ -15,10 +17,15 @@ from marquee_platform.app import create_service_app
 from marquee_platform.clock import utc_now
 from marquee_platform.kafka import create_producer
 from marquee_platform.periodic import PeriodicTask
+from marquee_platform.security import JwksCache, SigningKeys
 from marquee_platform.service import ServiceSpec
 
 
-def create_app(settings: InventorySettings | None = None) -> FastAPI:
+def create_app(
+    settings: InventorySettings | None = None, *, admission_keys: SigningKeys | None = None
+) -> FastAPI:
+    """``admission_keys``: where admission tokens' keys come from; by default the waiting
+    room's JWKS (``waitroom_jwks_url``), fetched when a gated hold first needs it."""
     settings = settings or InventorySettings()
 
     async def start_inventory(app: FastAPI, stack: AsyncExitStack) -> None:
@@ -34,6 +41,12 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         await producer.start()
         stack.push_async_callback(producer.stop)
         app.state.log_producer = producer
+        keys = admission_keys
+        if keys is None:
+            jwks_client = httpx.AsyncClient()
+            stack.push_async_callback(jwks_client.aclose)
+            keys = JwksCache(settings.waitroom_jwks_url, jwks_client)
+        app.state.admission_verifier = AdmissionVerifier(keys)
 
     def clock_of(app: FastAPI):  # type: ignore[no-untyped-def]
         return getattr(app.state, "clock", utc_now)
@@ -50,10 +63,12 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
             lambda app: PeriodicTask(
                 "inventory-expire-holds",
                 every_seconds=settings.sweep_interval_seconds,
-                run=lambda: tasks.expire_holds(
-                    app.state.hold_store,
-                    clock=clock_of(app),
-                    on_change=lambda event_id: None,  # the store tells the nudges itself
+                run=lambda: tasks.honouring_cancellation(
+                    tasks.expire_holds(
+                        app.state.hold_store,
+                        clock=clock_of(app),
+                        on_change=lambda event_id: None,  # the store tells the nudges itself
+                    )
                 ),
                 single_runner=app.state.database,
                 run_at_start=True,
@@ -61,13 +76,17 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
             lambda app: PeriodicTask(
                 "inventory-forward-logs",
                 every_seconds=settings.forward_interval_seconds,
-                run=lambda: tasks.forward_logs(app.state.hold_store, app.state.log_producer),
+                run=lambda: tasks.honouring_cancellation(
+                    tasks.forward_logs(app.state.hold_store, app.state.log_producer)
+                ),
                 single_runner=app.state.database,
             ),
             lambda app: PeriodicTask(
                 "inventory-reconcile",
                 every_seconds=settings.reconcile_interval_seconds,
-                run=lambda: tasks.reconcile(app.state.database, app.state.hold_store),
+                run=lambda: tasks.honouring_cancellation(
+                    tasks.reconcile(app.state.database, app.state.hold_store)
+                ),
                 single_runner=app.state.database,
                 run_at_start=True,
             ),

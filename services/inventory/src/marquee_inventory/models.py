@@ -3,7 +3,8 @@
 PostgreSQL is the last guard against selling a place twice: ``sold_seats`` has one row
 per (event, seat) — its primary key is the unique constraint — and each general-admission
 ticket type's ``sold`` is checked against its ``capacity`` by the database. Holds are not
-here: they live in Redis only (docs/decisions/0008-holds-in-redis.md).
+here: they live in Redis only (docs/decisions/0008-holds-in-redis.md). ``admission_gates``
+says which events sell through the waiting room (holds need an admission token).
 """
 
 from __future__ import annotations
@@ -147,3 +148,16 @@ class ReturnedPlace(Base):
     ticket_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     returned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AdmissionGate(Base):
+    """Whether holds for an event need a waiting-room admission token, as of the newest
+    ``waitroom.onsale-configured.v1`` applied. No foreign key: the waitroom may configure
+    an on-sale before the event is published here."""
+
+    __tablename__ = "admission_gates"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    required: Mapped[bool] = mapped_column(Boolean)
+    configured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """The message's ``configured_at``: only a newer one replaces this row."""

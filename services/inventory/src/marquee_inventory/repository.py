@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marquee_inventory.models import (
+    AdmissionGate,
     InventoryEvent,
     InventorySeat,
     InventoryTicketType,
@@ -191,3 +192,31 @@ class SaleRepository:
             .returning(ReturnedPlace.ticket_id)
         )
         return result.first() is not None
+
+
+class AdmissionGateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record_if_newer(
+        self, event_id: uuid.UUID, *, required: bool, configured_at: datetime
+    ) -> bool:
+        """Insert the gate, or replace one configured before ``configured_at``; True if
+        written (one statement: two deliveries at once cannot both think they were newer)."""
+        statement = insert(AdmissionGate).values(
+            event_id=event_id, required=required, configured_at=configured_at
+        )
+        result = await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[AdmissionGate.event_id],
+                set_={"required": required, "configured_at": configured_at},
+                where=AdmissionGate.configured_at < statement.excluded.configured_at,
+            ).returning(AdmissionGate.event_id)
+        )
+        return result.first() is not None
+
+    async def get(self, event_id: uuid.UUID) -> AdmissionGate | None:
+        return await self.session.get(AdmissionGate, event_id)
+
+    async def all(self) -> list[AdmissionGate]:
+        return list((await self.session.execute(select(AdmissionGate))).scalars())

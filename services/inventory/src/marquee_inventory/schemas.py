@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from marquee_inventory.domain import Placement, SeatState
-from marquee_inventory.store import Availability, HeldPlaces
+from marquee_inventory.store import Availability, HeldPlaces, Supply
 
 
 class _Request(BaseModel):
@@ -122,6 +122,43 @@ class AvailabilityRead(BaseModel):
             general_admission={
                 tt: GeneralAdmissionAvailability(**counts)
                 for tt, counts in availability.general_admission.items()
+            },
+        )
+
+
+class SupplyRead(BaseModel):
+    """What is left to sell and how much is in play, cheap enough to poll a few times a
+    second (the waiting room paces admission by it)."""
+
+    event_id: uuid.UUID
+    version: int = Field(description="Grows with every change (the availability ETag)")
+    selling: bool = Field(
+        description="The event's status lets places be held (each ticket type's sale "
+        "window still applies)"
+    )
+    available: int = Field(
+        description="Free seats plus free general-admission places, over all ticket types"
+    )
+    live_holds: int = Field(description="Holds live now (a lapsed one until it is swept)")
+    held_general_admission: int = Field(description="General-admission places held now")
+    sold_general_admission: int = Field(description="General-admission places sold")
+    ticket_types: dict[str, int] = Field(
+        description="General-admission ticket type id → places free (the waitlist offers "
+        "per ticket type)"
+    )
+
+    @classmethod
+    def of(cls, event_id: uuid.UUID, supply: Supply) -> SupplyRead:
+        return cls(
+            event_id=event_id,
+            version=supply.version,
+            selling=supply.status == "selling",
+            available=supply.available,
+            live_holds=supply.live_holds,
+            held_general_admission=supply.held_general_admission,
+            sold_general_admission=supply.sold_general_admission,
+            ticket_types={
+                tt: counts["available"] for tt, counts in supply.general_admission.items()
             },
         )
 

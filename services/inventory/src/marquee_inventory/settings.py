@@ -24,3 +24,5 @@ class InventorySettings(ServiceSettings):
     """Names the two cross-event Redis keys (the deadline index and the log index)."""
     realtime_interval_seconds: float = 0.25
     """Availability updates to browsers are coalesced to one per event per interval."""
+    waitroom_jwks_url: str = "http://127.0.0.1:8008/api/v1/waitroom/.well-known/jwks.json"
+    """The waiting room's public keys: what admission tokens are checked against."""

@@ -77,6 +77,51 @@ class Availability:
 
 
 @dataclass(frozen=True, slots=True)
+class Supply:
+    """What is left to sell and how much is in play, from the scripts' counters only."""
+
+    version: int
+    status: str
+    seats_available: int
+    live_holds: int
+    """Holds in the event's deadline set (a lapsed one until the sweeper releases it)."""
+    general_admission: dict[str, dict[str, int]]
+    """Ticket type id → {capacity, held, sold, available}, as in :class:`Availability`."""
+
+    @property
+    def available(self) -> int:
+        return self.seats_available + sum(
+            counts["available"] for counts in self.general_admission.values()
+        )
+
+    @property
+    def held_general_admission(self) -> int:
+        return sum(counts["held"] for counts in self.general_admission.values())
+
+    @property
+    def sold_general_admission(self) -> int:
+        return sum(counts["sold"] for counts in self.general_admission.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RedisGate:
+    """Whether holds need a waiting-room admission token, as of ``configured_at``."""
+
+    required: bool
+    configured_at: datetime
+
+    def script_args(self) -> dict[str, str]:
+        return {
+            "gate_required": "1" if self.required else "0",
+            "gate_configured_us": str(to_us(self.configured_at)),
+        }
+
+
+NO_GATE_ARGS = {"gate_required": "", "gate_configured_us": "0"}
+"""INSTALL's gate arguments for an event PostgreSQL has no gate for (writes none)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RedisConfig:
     """An event's settings as the hold scripts read them."""
 
@@ -104,6 +149,14 @@ class RedisConfig:
 
 def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (PostgreSQL's precision); naive is UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_ms(value: int | str) -> datetime:
@@ -380,14 +433,17 @@ class HoldStore:
         seats: Sequence[tuple[str, str, str | None]],
         sold_general_admission: Mapping[str, int],
         claimed: Mapping[str, str],
+        gate: RedisGate | None = None,
     ) -> bool:
-        """Write the event's state from PostgreSQL; True if installed (not already there)."""
+        """Write the event's state from PostgreSQL; True if installed (not already there).
+        ``gate`` is written with it unless a newer one is there already."""
         keys = EventKeys.of(event_id)
         result = reply(
             await holds.INSTALL.run(
                 self.redis,
                 **keys.for_script(holds.INSTALL),
                 **config.script_args(),
+                **(gate.script_args() if gate is not None else NO_GATE_ARGS),
                 force="1" if force else "0",
                 sold_ga_json=holds.as_json(sold_general_admission),
                 claimed_json=holds.as_json(claimed),
@@ -396,6 +452,30 @@ class HoldStore:
             )
         )
         return bool(result[0] == "installed")
+
+    async def set_admission_gate(self, event_id: uuid.UUID, gate: RedisGate) -> bool:
+        """Record the gate unless a newer one is there; True if written. Works whether or
+        not the event's state is loaded."""
+        keys = EventKeys.of(event_id)
+        result = reply(
+            await holds.SET_GATE.run(
+                self.redis, **keys.for_script(holds.SET_GATE), **gate.script_args()
+            )
+        )
+        return bool(int(result[1]))
+
+    async def admission_required(self, event_id: uuid.UUID) -> bool:
+        """Whether holds need an admission token. Read with ``T:meta``'s presence in one
+        step: INSTALL writes the gate with the state, so a missing state (raises
+        :class:`StateMissing`: rebuild, then ask again) is never taken for "no gate"."""
+        keys = EventKeys.of(event_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(keys.meta)
+            pipe.hget(keys.gate, "required")
+            loaded, required = await pipe.execute()
+        if not loaded:
+            raise StateMissing(event_id)
+        return required is not None and _text(required) == "1"
 
     async def takes_holds_through_queue(self, event_id: uuid.UUID) -> bool:
         """High-demand mode (the hold script would answer ``queue``)."""
@@ -450,6 +530,25 @@ class HoldStore:
             else {}
         )
         return int(version), int(free or 0), _general_admission(types, ga), states
+
+    async def supply(self, event_id: uuid.UUID) -> Supply:
+        """What is left and in play (one round trip: counters, never the seat map)."""
+        keys = EventKeys.of(event_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.meta, "av", "status", "seats_free")
+            pipe.hgetall(keys.tt)
+            pipe.hgetall(keys.ga)
+            pipe.zcard(keys.deadlines)
+            (version, status, free), types, ga, live_holds = await pipe.execute()
+        if version is None:
+            raise StateMissing(event_id)
+        return Supply(
+            version=int(version),
+            status=_text(status),
+            seats_available=int(free or 0),
+            live_holds=int(live_holds),
+            general_admission=_general_admission(types, ga),
+        )
 
     async def availability_version(self, event_id: uuid.UUID) -> int | None:
         raw = await self.redis.hget(EventKeys.of(event_id).meta, "av")

@@ -6,11 +6,14 @@
   then trim what was sent; after an event's entries it sends one coalesced
   ``inventory.availability-changed.v1``;
 - **reconcile** — an event whose Redis state is missing or behind PostgreSQL's catalog
-  version is (re)loaded, so a lost Redis or a crash between a catalog commit and its Redis
-  update heals by itself.
+  version is (re)loaded, and every admission gate is pushed again (newer wins), so a lost
+  Redis or a crash between a commit and its Redis update heals by itself.
 
 And per process, the real-time nudges: availability changes go to the gateway's
 per-event channel, coalesced to one message per event per interval.
+
+Each round is wrapped in :func:`honouring_cancellation` (see there: the Redis client can
+swallow a cancellation, and a stopped task must stop).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from marquee_contracts import REGISTRY, CloudEvent
 from marquee_contracts.inventory import (
@@ -38,8 +41,8 @@ from marquee_contracts.inventory import (
 )
 from marquee_inventory import handlers
 from marquee_inventory.holds import EventKeys
-from marquee_inventory.repository import EventRepository
-from marquee_inventory.store import HoldStore, StateMissing, from_ms
+from marquee_inventory.repository import AdmissionGateRepository, EventRepository
+from marquee_inventory.store import HoldStore, RedisGate, StateMissing, from_ms
 from marquee_platform.clock import Clock
 from marquee_platform.db import Database
 from marquee_platform.deps import outbox_source
@@ -48,6 +51,29 @@ from marquee_platform.realtime import event_channel
 from marquee_platform.realtime import publish as publish_realtime
 
 logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+
+def raise_if_cancelled() -> None:
+    """Raise the cancellation the current task was asked for, if something swallowed it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def honouring_cancellation(work: Awaitable[Result]) -> Result:
+    """Await ``work``, then re-raise a cancellation it swallowed.
+
+    redis-py (8.1) can return normally from a command whose task was cancelled while it
+    waited for the reply: the request stays counted in ``Task.cancelling()`` but no
+    ``CancelledError`` comes out. A periodic task's ``stop()`` cancels once and waits, so a
+    round that swallowed it went on to sleep its whole interval and shutdown hung.
+    """
+    result = await work
+    raise_if_cancelled()
+    return result
+
 
 SOURCE = outbox_source("inventory")
 _EVENT_IDS = uuid.UUID("0d1c6a52-7a39-4c8e-9a57-1a3b8f0e6f00")
@@ -195,13 +221,21 @@ async def forward_logs(
 
 
 async def reconcile(database: Database, store: HoldStore) -> int:
-    """Reload every event whose Redis state is missing or behind PostgreSQL's."""
+    """Reload every event whose Redis state is missing or behind PostgreSQL's, and push
+    every admission gate Redis lacks (or has older); how many were brought up to date."""
     async with database.reading() as session:
         events = await EventRepository(session).loaded_events()
         wanted = {
             event.event_id: (event.version, event.hold_ttl_seconds * 1000) for event in events
         }
+        gates = {
+            gate.event_id: RedisGate(required=gate.required, configured_at=gate.configured_at)
+            for gate in await AdmissionGateRepository(session).all()
+        }
     reloaded = 0
+    for event_id, gate in gates.items():
+        if await store.set_admission_gate(event_id, gate):
+            reloaded += 1
     for event_id, (version, ttl_ms) in wanted.items():
         raw = await store.redis.hmget(EventKeys.of(event_id).meta, "version", "ttl_ms")
         if raw[0] is None:
@@ -255,6 +289,7 @@ class AvailabilityNudges:
                     await self._publish(event_id, seats)
                 except Exception as error:  # a lost nudge costs a browser a refetch
                     logger.warning("availability nudge for %s failed: %s", event_id, error)
+                raise_if_cancelled()  # stop() must not wait for a wake-up that never comes
             await asyncio.sleep(self._interval)
 
     async def _publish(self, event_id: uuid.UUID, seats: dict[str, str]) -> None:
