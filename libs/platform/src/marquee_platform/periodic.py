@@ -108,6 +108,7 @@ class RunningTask:
                 await asyncio.sleep(self.spec.next_wait())
             while True:
                 await self.run_once()
+                _raise_if_cancelled()
                 await asyncio.sleep(self.spec.next_wait())
         finally:
             await self._release()
@@ -188,3 +189,15 @@ class RunningTask:
             await connection.invalidate()
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation a round swallowed.
+
+    redis-py can return normally from a command whose task was cancelled while it waited
+    for the reply: the request stays counted in ``Task.cancelling()`` but no
+    ``CancelledError`` comes out, and a loop that went on to sleep its interval made
+    :meth:`RunningTask.stop` (which cancels once and waits) hang."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

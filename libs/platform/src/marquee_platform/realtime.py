@@ -45,6 +45,10 @@ CHANNEL_PREFIX = "rt:"
 """Redis stream key and pub/sub channel of channel ``c`` are both ``rt:<c>``."""
 SEQUENCE_KEY = "rt:sequence"
 """The id sequence shared by every channel. Never delete it while streams exist."""
+LATEST_WINS_TYPES = frozenset({"queue-progress"})
+"""Message types whose every message carries the whole state (a queue's progress): a
+stream that is behind needs only the newest, so the gateway replaces an older one still
+pending for the same channel instead of sending both."""
 DEFAULT_MAX_LENGTH = 1000
 DEFAULT_RETENTION_SECONDS = 24 * 3600
 

@@ -37,7 +37,12 @@ from redis.exceptions import RedisError
 
 from marquee_gateway.metrics import REALTIME_MESSAGES, REALTIME_RECONNECTS
 from marquee_platform.errors import Unavailable
-from marquee_platform.realtime import CHANNEL_PREFIX, RealtimeMessage, parse_published
+from marquee_platform.realtime import (
+    CHANNEL_PREFIX,
+    LATEST_WINS_TYPES,
+    RealtimeMessage,
+    parse_published,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ class Frame:
 
     order: tuple[int, int]
     data: bytes
+    latest_wins: str | None = None
+    """``<channel> <type>`` for a type in ``LATEST_WINS_TYPES``: a newer frame with the same
+    key replaces this one while it is still pending."""
 
 
 def encode_message(message: RealtimeMessage) -> Frame:
@@ -66,7 +74,8 @@ def encode_message(message: RealtimeMessage) -> Frame:
     data = f'{{"channel":"{message.channel}","data":{message.data}}}'
     data_lines = "".join(f"data: {line}\n" for line in data.split("\n"))
     text = f"id: {message.id}\nevent: {message.type}\n{data_lines}\n"
-    return Frame(order=message.order, data=text.encode())
+    latest_wins = f"{message.channel} {message.type}" if message.type in LATEST_WINS_TYPES else None
+    return Frame(order=message.order, data=text.encode(), latest_wins=latest_wins)
 
 
 class Subscriber:
@@ -107,6 +116,11 @@ class Subscriber:
     def deliver(self, frame: Frame) -> None:
         if self.closed_because is not None:
             return
+        if frame.latest_wins is not None and self.pending:
+            # A stream that is behind gets the newest state once, not every state in turn:
+            # under a backlog this keeps its staleness to one pass of the fan-out.
+            key = frame.latest_wins
+            self.pending = [held for held in self.pending if held.latest_wins != key]
         if len(self.pending) >= self.limit:
             self.pending = []  # the client resumes from its Last-Event-ID instead
             self.close("overflow")

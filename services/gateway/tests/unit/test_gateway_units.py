@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from ipaddress import ip_network
 from typing import Any
@@ -95,6 +96,27 @@ async def test_a_subscriber_that_falls_behind_overflows() -> None:
     assert subscriber.overflowed
     assert not subscriber.pending, "the client catches up from its Last-Event-ID"
     assert await subscriber.wait(10) is True
+
+
+def test_a_stream_behind_gets_only_the_newest_queue_progress_of_a_channel() -> None:
+    subscriber = Subscriber(("event:1", "event:2"), limit=3)
+    frames = [
+        encode_message(RealtimeMessage(channel, f"{n}-0", kind, json.dumps({"serving": n})))
+        for n, (channel, kind) in enumerate(
+            [
+                ("event:1", "queue-progress"),
+                ("event:1", "availability-changed"),
+                ("event:2", "queue-progress"),
+                ("event:1", "queue-progress"),
+                ("event:1", "queue-progress"),
+            ]
+        )
+    ]
+    for frame in frames:
+        subscriber.deliver(frame)
+    assert not subscriber.overflowed, "replaced frames take no room"
+    assert [frame.order for frame in subscriber.take()] == [(1, 0), (2, 0), (4, 0)]
+    assert frames[1].latest_wins is None, "other types are all delivered"
 
 
 class FakeHub:

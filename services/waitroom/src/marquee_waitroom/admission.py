@@ -29,6 +29,7 @@ so it can be killed at any point and another replica (single-runner lock) carrie
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 PLACE_BATCH = int(os.environ.get("MARQUEE_WAITROOM_PLACE_BATCH", "5000"))
 """Pre-queue tickets numbered per script call at the start (Redis is not blocked long)."""
+TELL_CONCURRENCY = 32
+"""Admitted fans told at once (each is one publish script; a round admits hundreds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +177,11 @@ class AdmissionEngine:
                 outcome.skipped_away = result.skipped_away
                 if result.admitted:
                     crash_point("waitroom.admitted-not-yet-told")
-                    await self._tell_admitted(event_id, result.admitted)
                     stats = await self._stats(event_id, now) or stats
+                    # The whole queue first (one message), then each admitted fan.
+                    await self._progress(event_id, stats, force=True)
+                    await self._tell_admitted(event_id, result.admitted)
+                    return outcome
         await self._progress(event_id, stats, force=outcome.sold_out or outcome.resumed)
         return outcome
 
@@ -233,19 +239,22 @@ class AdmissionEngine:
 
     async def _tell_admitted(self, event_id: uuid.UUID, admitted: list[Admitted]) -> None:
         key = await self.signing_key()
-        for fan in admitted:
-            token = admission_token(key, event_id, fan)
+
+        async def tell(fan: Admitted) -> None:
             await publish(
                 self.redis,
                 user_channel(fan.account),
                 "admission-granted",
                 {
                     "event_id": str(event_id),
-                    "admission_token": token,
+                    "admission_token": admission_token(key, event_id, fan),
                     "expires_at": from_timestamp_ms(fan.expires_ms).isoformat(),
                     "number": fan.number,
                 },
             )
+
+        for start in range(0, len(admitted), TELL_CONCURRENCY):
+            await asyncio.gather(*(tell(fan) for fan in admitted[start : start + TELL_CONCURRENCY]))
 
     async def _progress(self, event_id: uuid.UUID, stats: QueueStats, *, force: bool) -> None:
         message = progress_message(
