@@ -11,7 +11,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := true
 
 .PHONY: help install dev doctor test test-failover test-unit test-integration lint fmt typecheck \
-        bench-relay bench-search bench-gateway bench-holds bench-purchase bench-scale clean
+        bench-relay bench-search bench-gateway bench-holds bench-purchase bench-scale \
+        bench-waitroom clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -71,6 +72,9 @@ bench-purchase: install ## Full purchases/s (hold → order → payment → webh
 
 bench-scale: install ## Consumer failover and relay takeover after SIGKILL, 1 vs 2 replicas, one publish to 50,000 streams
 	$(UV) run python bench/scale_bench.py
+
+bench-waitroom: install ## Waiting room: joins/s, position staleness (50,000 queued, 50,000 streams), Redis MB per 10k fans, conversion
+	$(UV) run python bench/waitroom_bench.py
 
 clean: ## Remove local state (.marquee), caches and the virtualenv
 	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache
