@@ -30,7 +30,9 @@ from marquee_platform.service import discover_services
 from marquee_testing.fixtures import database_url_for
 from marquee_testing.localinfra import die_with_parent, port_open
 
-HEALTHY_WITHIN = 90.0
+HEALTHY_WITHIN = 180.0
+"""Every service healthy and the gateway reporting everything up: about 60 s alone on two
+cores, but twice that beside the rest of the suite on a busy machine (CI saw 90 s pass)."""
 
 
 def free_offset(ports: list[int]) -> int:
