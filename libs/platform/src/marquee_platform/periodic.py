@@ -108,7 +108,7 @@ class RunningTask:
                 await asyncio.sleep(self.spec.next_wait())
             while True:
                 await self.run_once()
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 await asyncio.sleep(self.spec.next_wait())
         finally:
             await self._release()
@@ -191,7 +191,7 @@ class RunningTask:
             await connection.close()
 
 
-def _raise_if_cancelled() -> None:
+def raise_if_cancelled() -> None:
     """Re-raise a cancellation a round swallowed.
 
     redis-py can return normally from a command whose task was cancelled while it waited

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from marquee_contracts import REGISTRY
 from marquee_inventory.store import HoldStore
+from marquee_platform.consumer import Delivery
 from marquee_waitroom.admission import Supply, SupplyReader
 
 
@@ -23,3 +26,9 @@ def store_supply(hold_store: HoldStore) -> SupplyReader:
         )
 
     return read
+
+
+def delivered(topic: str, data: Any) -> Delivery:
+    """An inventory message as the consumer runner hands it to a handler."""
+    event = REGISTRY.event(topic, data, source="/marquee/inventory", subject=str(data.event_id))
+    return Delivery(event=event, data=data, topic=topic, partition=0, offset=0, headers={})

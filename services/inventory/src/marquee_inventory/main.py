@@ -63,12 +63,10 @@ def create_app(
             lambda app: PeriodicTask(
                 "inventory-expire-holds",
                 every_seconds=settings.sweep_interval_seconds,
-                run=lambda: tasks.honouring_cancellation(
-                    tasks.expire_holds(
-                        app.state.hold_store,
-                        clock=clock_of(app),
-                        on_change=lambda event_id: None,  # the store tells the nudges itself
-                    )
+                run=lambda: tasks.expire_holds(
+                    app.state.hold_store,
+                    clock=clock_of(app),
+                    on_change=lambda event_id: None,  # the store tells the nudges itself
                 ),
                 single_runner=app.state.database,
                 run_at_start=True,
@@ -76,17 +74,13 @@ def create_app(
             lambda app: PeriodicTask(
                 "inventory-forward-logs",
                 every_seconds=settings.forward_interval_seconds,
-                run=lambda: tasks.honouring_cancellation(
-                    tasks.forward_logs(app.state.hold_store, app.state.log_producer)
-                ),
+                run=lambda: tasks.forward_logs(app.state.hold_store, app.state.log_producer),
                 single_runner=app.state.database,
             ),
             lambda app: PeriodicTask(
                 "inventory-reconcile",
                 every_seconds=settings.reconcile_interval_seconds,
-                run=lambda: tasks.honouring_cancellation(
-                    tasks.reconcile(app.state.database, app.state.hold_store)
-                ),
+                run=lambda: tasks.reconcile(app.state.database, app.state.hold_store),
                 single_runner=app.state.database,
                 run_at_start=True,
             ),

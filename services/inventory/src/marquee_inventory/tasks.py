@@ -12,8 +12,9 @@
 And per process, the real-time nudges: availability changes go to the gateway's
 per-event channel, coalesced to one message per event per interval.
 
-Each round is wrapped in :func:`honouring_cancellation` (see there: the Redis client can
-swallow a cancellation, and a stopped task must stop).
+The Redis client can swallow a cancellation; the platform's periodic loop re-raises it
+after each round (``marquee_platform.periodic.raise_if_cancelled``), and the nudges loop
+checks it too, so a stopped task stops.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from marquee_platform.clock import Clock
 from marquee_platform.db import Database
 from marquee_platform.deps import outbox_source
 from marquee_platform.kafka import publish
+from marquee_platform.periodic import raise_if_cancelled
 from marquee_platform.realtime import event_channel
 from marquee_platform.realtime import publish as publish_realtime
 
@@ -55,20 +57,14 @@ logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
-def raise_if_cancelled() -> None:
-    """Raise the cancellation the current task was asked for, if something swallowed it."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 async def honouring_cancellation(work: Awaitable[Result]) -> Result:
     """Await ``work``, then re-raise a cancellation it swallowed.
 
     redis-py (8.1) can return normally from a command whose task was cancelled while it
     waited for the reply: the request stays counted in ``Task.cancelling()`` but no
     ``CancelledError`` comes out. A periodic task's ``stop()`` cancels once and waits, so a
-    round that swallowed it went on to sleep its whole interval and shutdown hung.
+    round that swallowed it went on to sleep its whole interval and shutdown hung. The
+    periodic loop itself now checks after every round; this is for one-off awaits.
     """
     result = await work
     raise_if_cancelled()

@@ -24,17 +24,15 @@ from typing import Any
 import jwt
 import redis.asyncio as redis_asyncio
 
-from marquee_contracts import REGISTRY
 from marquee_contracts.inventory import HOLD_CREATED, SALE_CONFIRMED, HoldCreated, SaleConfirmed
 from marquee_contracts.waitroom import ADMISSION_AUDIENCE, ADMISSION_ISSUER
 from marquee_inventory.store import HoldStore
-from marquee_platform.consumer import Delivery
 from marquee_platform.db import Database
 from marquee_platform.lua import decode
 from marquee_platform.realtime import CHANNEL_PREFIX, event_channel
 from marquee_testing.inventory import Catalog, order_paid, published_event
 from marquee_testing.waiting import wait_until
-from marquee_testing.waitroom import store_supply
+from marquee_testing.waitroom import delivered, store_supply
 from marquee_waitroom import fairness
 from marquee_waitroom.admission import AdmissionEngine, to_ms
 from marquee_waitroom.consumers import WaitroomConsumers
@@ -46,12 +44,6 @@ PRE_QUEUE = 5000
 LATE = 5000
 PLACES = 500
 ABANDON_EVERY = 10  # the fan whose number ends in 7 never holds
-
-
-def delivered(topic: str, data: Any) -> Delivery:
-    """The message as the consumer runner hands it to a handler."""
-    event = REGISTRY.event(topic, data, source="/marquee/inventory", subject=str(data.event_id))
-    return Delivery(event=event, data=data, topic=topic, partition=0, offset=0, headers={})
 
 
 async def test_an_onsale_sells_every_place_fairly_and_tells_everyone_when_it_is_over(

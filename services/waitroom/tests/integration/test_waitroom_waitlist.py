@@ -16,10 +16,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from marquee_contracts import REGISTRY
 from marquee_contracts.inventory import HOLD_CREATED, SALE_CONFIRMED, HoldCreated, SaleConfirmed
 from marquee_inventory.store import HeldPlaces, HoldStore
-from marquee_platform.consumer import Delivery
 from marquee_platform.db import Database
 from marquee_testing.events import People
 from marquee_testing.inventory import (
@@ -29,18 +27,13 @@ from marquee_testing.inventory import (
     published_event,
     ticket_cancelled,
 )
-from marquee_testing.waitroom import store_supply
+from marquee_testing.waitroom import delivered, store_supply
 from marquee_waitroom import handlers, waitlist
 from marquee_waitroom.admission import AdmissionEngine
 from marquee_waitroom.consumers import WaitroomConsumers
 from marquee_waitroom.waitlist import WaitlistOffers
 
 PLACES = 3
-
-
-def delivered(topic: str, data: Any) -> Delivery:
-    event = REGISTRY.event(topic, data, source="/marquee/inventory", subject=str(data.event_id))
-    return Delivery(event=event, data=data, topic=topic, partition=0, offset=0, headers={})
 
 
 async def test_returned_places_go_to_the_waitlist_in_order_and_parties_are_not_starved(
