@@ -12,7 +12,7 @@ export UV_SYSTEM_CERTS := true
 
 .PHONY: help install dev doctor test test-failover test-unit test-integration lint fmt typecheck \
         bench-relay bench-search bench-gateway bench-holds bench-purchase bench-scale \
-        bench-waitroom clean
+        bench-waitroom bench-notifications clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench-scale: install ## Consumer failover and relay takeover after SIGKILL, 1 vs
 
 bench-waitroom: install ## Waiting room: joins/s, position staleness (50,000 queued, 50,000 streams), Redis MB per 10k fans, conversion
 	$(UV) run python bench/waitroom_bench.py
+
+bench-notifications: install ## Messages/s cause → SMTP, transactional p99 while a 50,000-message fan-out drains, duplicates, lost
+	$(UV) run python bench/notifications_bench.py
 
 clean: ## Remove local state (.marquee), caches and the virtualenv
 	rm -rf .marquee .venv .pytest_cache .mypy_cache .ruff_cache

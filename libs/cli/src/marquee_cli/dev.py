@@ -65,6 +65,12 @@ its consumers' metrics likewise. The gateway's replicas share one port instead."
 MAX_REPLICAS = 9
 REPLICAS_ENV = "MARQUEE_DEV_REPLICAS"
 
+SMTP_SINK = "smtp-sink"
+SMTP_SINK_PORT = 1025
+"""Where the development SMTP sink (``marquee_notifications.sink``) listens, plus the port
+offset: notifications sends its mail there and ``/api/v1/notifications/dev/mail`` shows it."""
+SMTP_URL_ENV = "NOTIFICATIONS_SMTP_URL"
+
 
 def parse_replicas(text: str, known: Iterable[str]) -> dict[str, int]:
     """``"search=2,gateway=2"`` as ``{"search": 2, "gateway": 2}``; a clear error else.
@@ -127,6 +133,8 @@ class _Dev:
         self.first_signal_at: float | None = None
         self.shared_sockets: list[socket.socket] = []
         self.workers: dict[int, WorkerStatus] = {}
+        self.dev_mail_url: str | None = None
+        """The page listing what the SMTP sink received, when one runs."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -193,6 +201,8 @@ class _Dev:
         processes = self._process_specs(specs, urls)
         self.supervisor = Supervisor(processes, on_event=self._on_process_event)
         self._say(f"logs: {self.logs}/<name>.log")
+        if self.dev_mail_url is not None:
+            self._say(f"mail sent in dev: {self.dev_mail_url}")
         watcher = asyncio.create_task(self._watch_workers(urls[Piece.REDIS], urls[Piece.KAFKA]))
         try:
             if self.options.live:
@@ -229,6 +239,8 @@ class _Dev:
             for port in sorted(set(self._ports(spec)))
             if port_open("127.0.0.1", port)
         ]
+        if self._runs_smtp_sink(specs) and port_open("127.0.0.1", self._smtp_sink_port()):
+            taken.append(f"{SMTP_SINK} {self._smtp_sink_port()}")
         if taken:
             raise DevError(
                 f"ports in use: {', '.join(taken)}. Stop what listens there, or run "
@@ -297,6 +309,20 @@ class _Dev:
 
     def _port(self, spec: ServiceSpec) -> int:
         return spec.dev_port + self.options.port_offset
+
+    def _runs_smtp_sink(self, specs: Mapping[str, ServiceSpec]) -> bool:
+        """Notifications sends to the sink unless the operator named an SMTP server of
+        their own (``NOTIFICATIONS_SMTP_URL``, a real provider or a Mailpit): then there is
+        nothing for a sink to receive, and its port must not stand in their way."""
+        notifications = specs.get("notifications")
+        return (
+            notifications is not None
+            and notifications.has_database  # the sink stores into its database
+            and SMTP_URL_ENV not in os.environ
+        )
+
+    def _smtp_sink_port(self) -> int:
+        return SMTP_SINK_PORT + self.options.port_offset
 
     def _replicas(self, name: str) -> int:
         return self.options.replicas.get(name, 1)
@@ -381,6 +407,19 @@ class _Dev:
                 argv = [python, "-m", "marquee_cli", "consume", "--service", spec.name]
                 argv += ["--metrics-port", str(metrics_port)]
                 processes.append(ProcessSpec(name, argv, env, self.logs / f"{name}.log"))
+        if self._runs_smtp_sink(specs):
+            # Stored into notifications' own database (its dev_outbox table), which the
+            # service reads back for /api/v1/notifications/dev/mail. No health port: the
+            # supervisor's probe speaks HTTP; the table shows the sink as running.
+            argv = [python, "-m", "marquee_notifications.sink"]
+            argv += ["--host", "127.0.0.1", "--port", str(self._smtp_sink_port())]
+            argv += ["--database-url", env["NOTIFICATIONS_DATABASE_URL"]]
+            argv += ["--log-format", "json" if logs_as_json(env) else "text"]
+            processes.append(ProcessSpec(SMTP_SINK, argv, env, self.logs / f"{SMTP_SINK}.log"))
+            notifications_port = self._ports(specs["notifications"])[0]
+            self.dev_mail_url = (
+                f"http://127.0.0.1:{notifications_port}/api/v1/notifications/dev/mail"
+            )
         return processes
 
     def _child_environment(
@@ -406,6 +445,11 @@ class _Dev:
         for name in ("inventory", "booking"):
             if name in specs:
                 env[f"MARQUEE_{name.upper()}_URL"] = f"http://127.0.0.1:{self._port(specs[name])}"
+        if "notifications" in specs:
+            # The operator's own NOTIFICATIONS_SMTP_URL wins, and then no sink runs (see
+            # _runs_smtp_sink); /api/v1/notifications/dev/mail shows what a sink received.
+            env.setdefault(SMTP_URL_ENV, f"smtp://127.0.0.1:{self._smtp_sink_port()}")
+            env["NOTIFICATIONS_DEV_OUTBOX"] = "true"
         if "payments" in specs:
             env.setdefault("PAYMENTS_SIMULATOR_ENABLED", "true")
             env["PAYMENTS_SIMULATOR_WEBHOOK_URL"] = (
@@ -470,6 +514,10 @@ class _Dev:
         finally:
             await client.aclose()
 
+    def _smtp_sink_url(self) -> str:
+        """What the sink's row shows in the table's work column: where it listens."""
+        return f"smtp://127.0.0.1:{self._smtp_sink_port()}"
+
     def _work(self, pid: int | None) -> str:
         """What a worker process holds: a consumer's partitions and lag, a relay's role."""
         status = self.workers.get(pid) if pid is not None else None
@@ -507,7 +555,7 @@ class _Dev:
                 str(state.pid or "-"),
                 str(state.spec.port or "-"),
                 health,
-                self._work(state.pid),
+                self._smtp_sink_url() if state.name == SMTP_SINK else self._work(state.pid),
                 str(state.restarts),
                 format_duration(state.uptime(now)),
                 "-" if state.last_exit is None else str(state.last_exit),
@@ -516,6 +564,8 @@ class _Dev:
         gateway = self.supervisor.states.get("gateway")
         if gateway is not None and gateway.health is Health.HEALTHY:
             lines.append(Text(f"gateway: http://127.0.0.1:{gateway.spec.port}", style="bold"))
+        if self.dev_mail_url is not None:
+            lines.append(Text(f"mail sent in dev: {self.dev_mail_url}", style="dim"))
         if self.all_healthy_after is not None:
             lines.append(Text(f"all healthy after {self.all_healthy_after:.1f}s", style="dim"))
         lines.append(Text("Ctrl-C stops everything", style="dim"))

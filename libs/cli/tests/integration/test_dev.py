@@ -94,6 +94,35 @@ async def existing_databases(postgres_url: str) -> set[str]:
     return {row["datname"] for row in rows}
 
 
+async def verification_link_in_dev_mail(gateway: str, *, timeout: float = 90.0) -> str:
+    """A new account's verification link, as a developer finds it: auth publishes the
+    token, notifications mails it to the dev SMTP sink, the dev mail page shows it."""
+    address = f"dev-{uuid.uuid4().hex[:10]}@example.org"
+    async with httpx.AsyncClient(base_url=gateway, timeout=10.0, trust_env=False) as client:
+        registered = await client.post(
+            "/api/v1/auth/register",
+            json={"email": address, "password": "correct horse battery staple", "name": "Dev"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert registered.status_code == 201, registered.text
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            outbox = await client.get("/api/v1/notifications/dev/outbox", params={"to": address})
+            assert outbox.status_code == 200, outbox.text
+            links = [
+                link
+                for item in outbox.json()["items"]
+                for link in item["links"]
+                if "/verify-email?token=" in link
+            ]
+            if links:
+                page = await client.get("/api/v1/notifications/dev/mail")
+                assert links[0].replace("&", "&amp;") in page.text
+                return links[0]
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"no verification mail for {address} within {timeout:.0f}s")
+
+
 async def test_dev_runs_every_service_and_stops_cleanly_on_sigint(
     tmp_path: Path, postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +176,8 @@ async def test_dev_runs_every_service_and_stops_cleanly_on_sigint(
         async with httpx.AsyncClient(trust_env=False) as client:
             relay_metrics = await client.get(f"http://127.0.0.1:{9100 + offset}/metrics")
         assert "marquee_relay_messages_total" in relay_metrics.text
+        link = await verification_link_in_dev_mail(f"http://127.0.0.1:{gateway_port}")
+        print(f"marquee dev: the verification link reached the dev mail page: {link[:60]}…")
         seen |= descendants(dev.pid)
         rss = {
             label(process): round(process.memory_info().rss / 2**20)

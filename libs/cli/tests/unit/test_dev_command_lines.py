@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from marquee_cli.dev import DevOptions, _Dev, parse_replicas
+from marquee_cli import dev as dev_module
+from marquee_cli.dev import DevError, DevOptions, _Dev, parse_replicas
 from marquee_cli.infra import Piece
+from marquee_cli.supervisor import Supervisor
 from marquee_platform.service import ServiceSpec
 from marquee_platform.settings import ServiceSettings
 from marquee_testing.localinfra import free_port
@@ -116,3 +119,67 @@ def test_gateway_replicas_accept_from_one_shared_socket(tmp_path: Path) -> None:
         assert dev.shared_sockets[0].getsockname() == ("127.0.0.1", port)
     finally:
         dev._shutdown_infrastructure()
+
+
+NOTIFICATIONS = ServiceSpec(
+    "notifications", ServiceSettings, "marquee_notifications.main:create_app", 8007, Path("m")
+)
+
+
+def test_the_smtp_sink_runs_beside_notifications_on_loopback_and_receives_its_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOTIFICATIONS_SMTP_URL", raising=False)
+    options = DevOptions(state_dir=tmp_path, port_offset=100)
+    dev = _Dev(options, Console())
+    specs = {**SPECS, "notifications": NOTIFICATIONS}
+    processes = {p.name: p for p in dev._process_specs(specs, URLS)}
+    sink = processes["smtp-sink"]
+    argv = list(sink.argv)
+    assert argv[1:3] == ["-m", "marquee_notifications.sink"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "1125"
+    service_env = processes["notifications"].env
+    assert argv[argv.index("--database-url") + 1] == service_env["NOTIFICATIONS_DATABASE_URL"]
+    assert service_env["NOTIFICATIONS_SMTP_URL"] == "smtp://127.0.0.1:1125"
+    assert service_env["NOTIFICATIONS_DEV_OUTBOX"] == "true"
+    assert sink.log_path == tmp_path / "logs" / "smtp-sink.log"
+    assert sink.port is None, "the supervisor's health probe speaks HTTP, not SMTP"
+    assert dev.dev_mail_url == "http://127.0.0.1:8107/api/v1/notifications/dev/mail"
+
+    dev.supervisor = Supervisor(list(processes.values()))
+    console = Console(record=True, width=200)
+    console.print(dev._render())
+    table = console.export_text()
+    sink_row = next(line for line in table.splitlines() if "smtp-sink" in line)
+    assert "smtp://127.0.0.1:1125" in sink_row
+    assert dev.dev_mail_url in table
+
+
+def test_no_sink_without_notifications_or_when_the_operator_names_an_smtp_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOTIFICATIONS_SMTP_URL", raising=False)
+    processes = _Dev(DevOptions(state_dir=tmp_path), Console())._process_specs(SPECS, URLS)
+    assert "smtp-sink" not in {p.name for p in processes}
+    assert "NOTIFICATIONS_SMTP_URL" not in processes[0].env
+
+    monkeypatch.setenv("NOTIFICATIONS_SMTP_URL", "smtp://mail.example.com:587")
+    specs = {**SPECS, "notifications": NOTIFICATIONS}
+    processes = _Dev(DevOptions(state_dir=tmp_path), Console())._process_specs(specs, URLS)
+    assert "smtp-sink" not in {p.name for p in processes}
+    assert processes[0].env["NOTIFICATIONS_SMTP_URL"] == "smtp://mail.example.com:587"
+
+
+def test_a_taken_smtp_sink_port_stops_dev_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOTIFICATIONS_SMTP_URL", raising=False)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        monkeypatch.setattr(dev_module, "SMTP_SINK_PORT", taken)
+        dev = _Dev(DevOptions(state_dir=tmp_path), Console())
+        with pytest.raises(DevError, match=f"smtp-sink {taken}"):
+            dev._check_ports({"notifications": NOTIFICATIONS})

@@ -31,6 +31,11 @@ class TicketIssued(BaseModel):
     replaces_ticket_id: UUID | None = Field(
         default=None, description="The ticket this one replaces (a transfer)"
     )
+    barcode: str | None = Field(
+        default=None,
+        description="The signed barcode, for notifications to attach to the holder's mail. "
+        "A credential for the door: send it to the holder, never log it.",
+    )
 
 
 TICKET_ISSUED = REGISTRY.register(

@@ -735,6 +735,7 @@ def _issued_message(ticket: Ticket) -> TicketIssued:
         ticket_type_id=ticket.ticket_type_id,
         version=ticket.version,
         replaces_ticket_id=ticket.replaces_ticket_id,
+        barcode=ticket.barcode,
     )
 
 

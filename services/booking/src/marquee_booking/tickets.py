@@ -298,6 +298,7 @@ async def transfer_ticket(
             ticket_type_id=replacement.ticket_type_id,
             version=replacement.version,
             replaces_ticket_id=ticket.id,
+            barcode=replacement.barcode,
         ),
         key=order.id,
     )
