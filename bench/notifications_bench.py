@@ -202,6 +202,7 @@ async def main() -> int:
     parser.add_argument("--messages", type=int, default=5_000)
     parser.add_argument("--holders", type=int, default=50_000)
     parser.add_argument("--bulk-per-second", type=float, default=1_000.0)
+    parser.add_argument("--connections", type=int, default=16, help="SMTP connections per lane")
     args = parser.parse_args()
 
     url = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -221,6 +222,8 @@ async def main() -> int:
                 logs / "notifications.log",
                 settings={
                     "NOTIFICATIONS_BULK_PER_SECOND": str(args.bulk_per_second),
+                    "NOTIFICATIONS_BULK_CONCURRENCY": str(args.connections),
+                    "NOTIFICATIONS_DIRECT_CONCURRENCY": str(args.connections),
                     "NOTIFICATIONS_LEASE_SECONDS": "60",
                 },
             )

@@ -5,14 +5,15 @@ and marks them ``sending`` with a lease (``next_attempt_at`` moves to the lease'
 any number of replicas share the work and a message claimed by a replica that died is
 due again when its lease ends.
 
-**Once.** A message is marked ``sent`` right after the SMTP server accepted it (``250``
-after the data), one message at a time. SMTP has no idempotent submission, so there is
-one window that no client can close: killed between the server's ``250`` and that
-record, a sender leaves the message claimed, and it goes again when the lease ends —
-with the same ``Message-ID`` (:attr:`Message.message_id_header`), which mail stores use
-to recognise a copy. At most one message per SMTP connection can be in that window at
-a crash; everything else goes exactly once, and nothing is ever dropped: a message is only
-ever ``sent`` after a ``250``.
+**Once.** A message is marked ``sent`` after the SMTP server accepted it (``250`` after
+the data), with the few accepted before it on the same connection (``record_every``, 8:
+one statement for eight messages instead of eight transactions). SMTP has no idempotent
+submission, so there is a window that no client can close: killed between the server's
+``250`` and that record, a sender leaves the message claimed, and it goes again when the
+lease ends — with the same ``Message-ID`` (:attr:`Message.message_id_header`), which mail
+stores use to recognise a copy. At most ``record_every`` messages per SMTP connection can
+be in that window at a crash; everything else goes exactly once, and nothing is ever
+dropped: a message is only ever ``sent`` after a ``250``.
 
 **Failures.** A 4xx answer or no connection is retried with exponential backoff (capped)
 up to ``max_attempts``, then ``failed``; a 5xx answer (the address does not exist) fails
@@ -32,11 +33,15 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email import charset, encoders, policy
+from email.header import Header
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -65,6 +70,18 @@ DELAY = Histogram(
     ["lane"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
 )
+
+_UTF8 = charset.Charset("utf-8")
+_UTF8.body_encoding = charset.QP  # readable in a raw message, and compact for text
+_UTF8.header_encoding = charset.QP
+
+_WIRE = policy.compat32.clone(max_line_length=None)
+"""Headers as written (a List-Unsubscribe URL is one token: folding it would put a space in
+front of it); bodies are quoted-printable or base64, so every line stays short."""
+
+RECORD_EVERY = 8
+"""Accepted messages recorded as sent in one statement, per connection: the most that a
+crash can leave accepted and unrecorded on one connection (each goes again, same ID)."""
 
 UNKNOWN_ADDRESS_ATTEMPTS = 5
 """A message to an account whose address notifications has not learnt yet waits this many
@@ -132,12 +149,12 @@ class Connection:
         self.target = target
         self._client: aiosmtplib.SMTP | None = None
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, sender: str, recipient: str, raw: bytes) -> None:
         try:
             if self._client is None or not self._client.is_connected:
                 self._client = self.target.client()
                 await self._client.connect()
-            await self._client.send_message(message)
+            await self._client.sendmail(sender, [recipient], raw)
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [refusal.code for refusal in error.recipients]
             if codes and all(400 <= code < 500 for code in codes):
@@ -245,23 +262,24 @@ class Sender:
         retry_max_seconds: float = 600.0,
         lease_seconds: float = 60.0,
         batch: int = 20,
+        record_every: int = RECORD_EVERY,
         clock: Clock = utc_now,
-        on_sent: Callable[[Claimed], None] | None = None,
     ) -> None:
         self.database = database
         self.renderer = renderer
         self.unsubscribe = unsubscribe
         self.mail_from = mail_from
+        self.envelope_from = parseaddr(mail_from)[1] or mail_from
         self.lane = lane
         self.max_attempts = max_attempts
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+        self.record_every = record_every
         self.clock = clock
         self.pace = Pace(per_second)
         self.connections = [Connection(target) for _ in range(concurrency)]
-        self.on_sent = on_sent
 
     async def drain(self, *, max_seconds: float = 5.0) -> int:
         """Send what is due until nothing is, or for about ``max_seconds``; how many went."""
@@ -282,8 +300,17 @@ class Sender:
             if not claimed:
                 break
             context = await self._load_context(claimed)
-            for message in claimed:
-                sent += await self._deliver(connection, message, context)
+            accepted: list[Claimed] = []
+            try:
+                for message in claimed:
+                    sent += await self._deliver(connection, message, context, accepted)
+                    if len(accepted) >= self.record_every:
+                        await self._record_sent(accepted)
+            finally:
+                # (Cancelled or failing here, what was accepted and not recorded goes again
+                # after its lease: a copy with the same Message-ID, never a loss.)
+                if accepted:
+                    await self._record_sent(accepted)
         return sent
 
     async def claim(self, batch: int | None = None) -> list[Claimed]:
@@ -342,7 +369,13 @@ class Sender:
                 holding = {(user_id, event_id) for user_id, event_id in rows.all()}
         return _SendContext(recipients, preferences, starts, holding)
 
-    async def _deliver(self, connection: Connection, message: Claimed, known: _SendContext) -> int:
+    async def _deliver(
+        self,
+        connection: Connection,
+        message: Claimed,
+        known: _SendContext,
+        accepted: list[Claimed],
+    ) -> int:
         verdict = self._why_not(message, known)
         if isinstance(verdict, _Retry):
             await self._retry(message, verdict.reason)
@@ -361,12 +394,8 @@ class Sender:
             )
         try:
             # Off the event loop: a confirmation's PDF takes a tenth of a second or more.
-            rendered = await asyncio.to_thread(
-                self.renderer.render,
-                message.kind,
-                {**message.context, "recipient_email": address},
-                locale=locale,
-                unsubscribe_url=unsubscribe_url,
+            raw = await asyncio.to_thread(
+                self._render_and_compose, message, address, locale, unsubscribe_url
             )
         except TemplateProblem as problem:
             logger.error(
@@ -374,12 +403,11 @@ class Sender:
             )
             await self._finish(message, "failed", reason=f"template: {problem}")
             return 0
-        email = self.compose(message, address, rendered, unsubscribe_url)
         if self.lane == "bulk":
             await self.pace.wait()
         crash_point("notifications.claimed-not-sent")
         try:
-            await connection.send(email)
+            await connection.send(self.envelope_from, address, raw)
         except TemporaryFailure as failure:
             await self._retry(message, f"smtp: {failure}")
             return 0
@@ -387,9 +415,10 @@ class Sender:
             await self._finish(message, "failed", reason=f"smtp refused: {failure}")
             return 0
         crash_point("notifications.accepted-not-recorded")  # the one window SMTP leaves
-        await self._finish(message, "sent")
-        if self.on_sent is not None:
-            self.on_sent(message)
+        if message.context.get("erase_after_send") or "link" in message.context:
+            await self._finish(message, "sent")  # its context changes too
+        else:
+            accepted.append(message)  # recorded with the next few (record_every)
         return 1
 
     def _why_not(self, message: Claimed, known: _SendContext) -> str | _Retry | None:
@@ -415,30 +444,69 @@ class Sender:
                 return "the person holds no ticket for the event any more"
         return None
 
+    def _render_and_compose(
+        self, message: Claimed, address: str, locale: str | None, unsubscribe_url: str | None
+    ) -> bytes:
+        rendered = self.renderer.render(
+            message.kind,
+            {**message.context, "recipient_email": address},
+            locale=locale,
+            unsubscribe_url=unsubscribe_url,
+        )
+        return self.compose(message, address, rendered, unsubscribe_url)
+
     def compose(
         self, message: Claimed, address: str, rendered: Rendered, unsubscribe_url: str | None
-    ) -> EmailMessage:
-        email = EmailMessage()
-        email["From"] = self.mail_from
-        email["To"] = address
-        email["Subject"] = rendered.subject
-        email["Date"] = format_datetime(self.clock())
-        email["Message-ID"] = message.message_id_header
-        email["X-Marquee-Kind"] = message.kind
+    ) -> bytes:
+        """The message as it goes on the wire. Built with the email package's MIME classes
+        (compat32), which do a third of the work of its ``EmailMessage`` API per message:
+        at thousands of messages a minute that is the sender's main cost."""
+        body = MIMEMultipart("alternative")
+        # A Charset instance is what MIMEText hands to set_payload (typeshed says str only).
+        body.attach(MIMEText(rendered.text, "plain", _UTF8))  # type: ignore[arg-type]
+        body.attach(MIMEText(rendered.html, "html", _UTF8))  # type: ignore[arg-type]
+        root = body
+        if rendered.attachments:
+            root = MIMEMultipart("mixed")
+            root.attach(body)
+            for attachment in rendered.attachments:
+                maintype, subtype = attachment.content_type.split("/", 1)
+                part = MIMEBase(maintype, subtype)
+                part.set_payload(attachment.data)
+                encoders.encode_base64(part)
+                part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+                root.attach(part)
+        root["From"] = self.mail_from
+        root["To"] = address if address.isascii() else Header(address, "utf-8").encode()
+        root["Subject"] = (
+            rendered.subject
+            if rendered.subject.isascii()
+            else Header(rendered.subject, "utf-8").encode()
+        )
+        root["Date"] = format_datetime(self.clock())
+        root["Message-ID"] = message.message_id_header
+        root["X-Marquee-Kind"] = message.kind
         if not message.transactional:
-            email["Auto-Submitted"] = "auto-generated"
+            root["Auto-Submitted"] = "auto-generated"
         if unsubscribe_url is not None:
             # RFC 8058: a mail client may unsubscribe with one POST, no page in between.
-            email["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email.set_content(rendered.text)
-        email.add_alternative(rendered.html, subtype="html")
-        for attachment in rendered.attachments:
-            maintype, subtype = attachment.content_type.split("/", 1)
-            email.add_attachment(
-                attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            root["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+            root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return root.as_bytes(policy=_WIRE)
+
+    async def _record_sent(self, accepted: list[Claimed]) -> None:
+        """Mark what the server accepted as sent, in one statement; empties ``accepted``."""
+        now = self.clock()
+        batch, accepted[:] = list(accepted), []
+        async with self.database.transaction() as session:
+            await session.execute(
+                update(Message)
+                .where(Message.id.in_([message.id for message in batch]))
+                .values(status="sent", last_error=None, sent_at=now)
             )
-        return email
+        for message in batch:
+            SENT.labels(message.kind, message.lane, "sent").inc()
+            DELAY.labels(message.lane).observe(max(0.0, (now - message.due_since).total_seconds()))
 
     async def _finish(self, message: Claimed, status: str, *, reason: str | None = None) -> None:
         now = self.clock()

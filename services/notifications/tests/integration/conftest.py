@@ -79,11 +79,13 @@ def settings(
     notifications_database_url: str,
     sink: SmtpSink,
     token_issuer: TokenIssuer,
+    kafka_bootstrap: str,
     settings_overrides: dict[str, Any],
 ) -> NotificationsSettings:
     values: dict[str, Any] = {
         "database_url": notifications_database_url,
         "jwks_url": token_issuer.jwks_url,
+        "kafka_bootstrap": kafka_bootstrap,
         "log_json": False,
         "database_pool_size": 8,
         "smtp_url": sink.url,
