@@ -3,8 +3,11 @@
 Every piece is real and talks over the network: auth (whose login tokens every service
 verifies against its JWKS), events, search, inventory, booking and payments served on
 127.0.0.1 behind the gateway; each service's outbox carried to the Kafka-protocol broker
-by the CDC relay; the inventory, booking, payments and search consumers in their own
-groups; the simulated provider posting Stripe-signed webhooks to payments.
+by the CDC relay; the inventory, booking, payments, search and notifications consumers in
+their own groups; the simulated provider posting Stripe-signed webhooks to payments;
+notifications mailing a real SMTP server (the aiosmtpd sink), where every account's
+verification link is read, and where the fan finds one confirmation per order whose PDF's
+QR code is the ticket's barcode.
 
 An admin made with the CLI makes a registered user an organizer, who publishes a seated
 event, a promo code and a service fee. A fan finds the event, holds a seat, orders it
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,7 +34,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import redis.asyncio as redis_asyncio
-from aiokafka import AIOKafkaConsumer
 
 from marquee_auth.main import SERVICE as AUTH
 from marquee_auth.main import create_app as create_auth_app
@@ -40,7 +43,6 @@ from marquee_booking.consumers import build_consumer as build_booking_consumer
 from marquee_booking.main import SERVICE as BOOKING
 from marquee_booking.main import create_app as create_booking_app
 from marquee_booking.settings import BookingSettings
-from marquee_contracts import CloudEvent
 from marquee_events.main import SERVICE as EVENTS
 from marquee_events.main import create_app as create_events_app
 from marquee_events.settings import EventsSettings
@@ -50,6 +52,11 @@ from marquee_inventory.consumers import build_consumer as build_inventory_consum
 from marquee_inventory.main import SERVICE as INVENTORY
 from marquee_inventory.main import create_app as create_inventory_app
 from marquee_inventory.settings import InventorySettings
+from marquee_notifications.consumers import build_consumer as build_notifications_consumer
+from marquee_notifications.main import SERVICE as NOTIFICATIONS
+from marquee_notifications.main import create_app as create_notifications_app
+from marquee_notifications.settings import NotificationsSettings
+from marquee_notifications.sink import MemoryStore, SmtpSink
 from marquee_payments.consumers import build_consumer as build_payments_consumer
 from marquee_payments.main import SERVICE as PAYMENTS
 from marquee_payments.main import create_app as create_payments_app
@@ -66,6 +73,7 @@ from marquee_search.main import create_app as create_search_app
 from marquee_search.settings import SearchSettings
 from marquee_testing.fixtures import DatabaseFactory, serve_in_thread
 from marquee_testing.localinfra import free_port
+from marquee_testing.notifications import attachments, mail_to, qr_codes, text_body
 from marquee_testing.waiting import wait_until
 
 PASSWORD = "correct horse battery staple"
@@ -77,6 +85,7 @@ SERVICES = {
     "inventory": INVENTORY,
     "booking": BOOKING,
     "payments": PAYMENTS,
+    "notifications": NOTIFICATIONS,
 }
 RELAYED = ("auth", "events", "inventory", "booking", "payments")
 """The databases whose outbox the relay carries to the broker."""
@@ -94,6 +103,8 @@ class Platform:
     gateway: str
     auth_database_url: str
     kafka_bootstrap: str
+    mailbox: MemoryStore = field(default_factory=MemoryStore)
+    """What notifications sent, as the SMTP server received it."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     """Relays and consumers: one that dies fails the next wait at once, with its error."""
 
@@ -123,33 +134,12 @@ class Platform:
         return time.perf_counter() - started
 
     async def emailed_token(self, email: str) -> str:
-        """The token of the newest verification email to ``email`` (from auth's topic,
-        exactly what the notifications service would send); waits up to 30 s."""
-        consumer = AIOKafkaConsumer(
-            "auth.email-verification-requested.v1",
-            bootstrap_servers=self.kafka_bootstrap,
-            group_id=None,  # no group: no rebalance wait, every partition from the start
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
-        )
-        await consumer.start()
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            found: str | None = None
-            while loop.time() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        assert record.value is not None
-                        data = CloudEvent.from_json_bytes(record.value).data
-                        if data.get("email") == email:
-                            found = str(data["token"])
-                if found is not None and not batch:
-                    return found
-            raise AssertionError(f"no verification email to {email} within 30 s")
-        finally:
-            await consumer.stop()
+        """The token in the verification link notifications mailed to ``email`` (as the
+        person would click it); waits up to 60 s."""
+        [message] = await mail_to(self.mailbox, email, "verify-email", timeout=60)
+        found = re.search(r"/verify-email\?token=([A-Za-z0-9_\-]+)", text_body(message))
+        assert found, text_body(message)
+        return found[1]
 
 
 @dataclass
@@ -251,13 +241,21 @@ async def platform(
     stop = asyncio.Event()
 
     async with AsyncExitStack() as stack:
+        sink = await stack.enter_async_context(SmtpSink(platform.mailbox))
+        notifications_settings = settings(
+            "notifications",
+            NotificationsSettings,
+            smtp_url=sink.url,
+            public_url=urls["gateway"],
+            send_interval_seconds=0.1,
+        )
         # Unwound last in, first out: the servers stop, then the background jobs, then
         # the consumers' connections close.
         redis = redis_asyncio.Redis.from_url(redis_url)
         stack.push_async_callback(redis.aclose)
         consumer_databases = {
             name: Database(database_urls[name], pool_size=4)
-            for name in ("inventory", "booking", "payments", "search")
+            for name in ("inventory", "booking", "payments", "search", "notifications")
         }
         for database in consumer_databases.values():
             stack.push_async_callback(database.dispose)
@@ -290,6 +288,11 @@ async def platform(
                 bootstrap=kafka_bootstrap,
                 group=unique_name("search"),
             ),
+            build_notifications_consumer(
+                notifications_settings,
+                database=consumer_databases["notifications"],
+                group=unique_name("notifications"),
+            ),
         ]
 
         for name in RELAYED:
@@ -314,6 +317,7 @@ async def platform(
             "inventory": create_inventory_app(inventory_settings),
             "booking": create_booking_app(booking_settings),
             "payments": create_payments_app(payments_settings),
+            "notifications": create_notifications_app(notifications_settings),
             "gateway": create_gateway_app(
                 GatewaySettings(
                     service_urls={name: urls[name] for name in SERVICES},
@@ -644,6 +648,14 @@ async def test_a_ticket_is_bought_used_refunded_resold_and_transferred(
         assert png.headers["content-type"] == "image/png"
         assert png.content.startswith(b"\x89PNG")
 
+        # The fan's confirmation: once, its PDF's QR code the ticket's barcode, its .ics in
+        # the event's time zone.
+        [confirmation] = await mail_to(platform.mailbox, fan.email, "order-confirmation")
+        files = attachments(confirmation)
+        assert qr_codes(files["tickets.pdf"]) == [ticket["barcode"]]
+        assert b"TZID=" in files["event.ics"]
+        assert order_id in text_body(confirmation)
+
         # Another fan is told neither exists.
         for path in (f"/api/v1/orders/{order_id}", f"/api/v1/tickets/{ticket['ticket_id']}"):
             assert (await other_fan.get(path)).status_code == 404, path
@@ -670,6 +682,7 @@ async def test_a_ticket_is_bought_used_refunded_resold_and_transferred(
         revoked = await check_in(organizer, event_id, ticket["barcode"], "North")
         assert revoked["result"] == "revoked", revoked
         assert (await fan.get(f"/api/v1/tickets/{ticket['ticket_id']}/qr")).status_code == 409
+        await mail_to(platform.mailbox, fan.email, "refund-issued")
 
         async def seat_is_free() -> bool:
             return await seat_state(client, event_id, seat) == "available"
@@ -731,4 +744,12 @@ async def test_a_ticket_is_bought_used_refunded_resold_and_transferred(
         assert old["result"] == "revoked", old
         new = await check_in(organizer, event_id, received["barcode"], "East")
         assert (new["result"], new["ticket_id"]) == ("valid", received["ticket_id"])
+        # Both told: the friend gets the new ticket (its barcode in the PDF), the fan a note.
+        [gift] = await mail_to(platform.mailbox, friend.email, "ticket-received")
+        assert qr_codes(attachments(gift)["tickets.pdf"]) == [received["barcode"]]
+        await mail_to(platform.mailbox, fan.email, "ticket-transferred")
+        # Two orders, two confirmations, one each; nobody heard anything twice.
+        await mail_to(platform.mailbox, fan.email, "order-confirmation", count=2)
+        kinds = [(mail.rcpt_to, mail.message_id) for mail in platform.mailbox.messages]
+        assert len(kinds) == len(set(kinds)), "no message arrived twice"
         assert await seat_state(client, event_id, second_seat) == "sold"

@@ -151,6 +151,38 @@ def attachments(message: EmailMessage) -> dict[str, bytes]:
     return found
 
 
+def qr_codes(pdf: bytes) -> list[str]:
+    """The text of every QR code in a PDF, page by page (rendered, then decoded)."""
+    import pypdfium2
+    import zxingcpp
+
+    document = pypdfium2.PdfDocument(pdf)
+    found = []
+    for index in range(len(document)):
+        image = document[index].render(scale=2).to_pil()
+        found += [result.text for result in zxingcpp.read_barcodes(image)]
+    return found
+
+
+async def mail_to(
+    mailbox: Any, address: str, kind: str, *, timeout: float = 30.0, count: int = 1
+) -> list[EmailMessage]:
+    """The messages of ``kind`` (X-Marquee-Kind) the sink received for ``address``, once
+    there are ``count`` of them; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            message
+            for mail in mailbox.to(address)
+            if (message := parse(mail.raw))["X-Marquee-Kind"] == kind
+        ]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} {kind} message(s) to {address} in {timeout:g}s")
+        await asyncio.sleep(0.05)
+
+
 def recipients(messages: Iterable[Any]) -> list[str]:
     return sorted(address for message in messages for address in message.rcpt_to)
 

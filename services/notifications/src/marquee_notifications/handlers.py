@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from marquee_contracts import CloudEvent
@@ -606,15 +606,6 @@ class Handlers:
         if event is None:
             await self._skip_unknown_event(session, cause, "order-confirmation", data.user_id)
             return
-        holdings = (
-            await session.execute(select(Holding).where(Holding.ticket_id.in_(data.ticket_ids)))
-        ).scalars()
-        by_id = {holding.ticket_id: holding for holding in holdings}
-        missing = [ticket_id for ticket_id in data.ticket_ids if ticket_id not in by_id]
-        if missing:
-            # booking writes ticket-issued before order-confirmed, on the same partition
-            # (both keyed by order): a gap is a delivery still on its way; retrying waits.
-            raise LookupError(f"order {data.order_id}: tickets not seen yet: {missing}")
         await enqueue(
             session,
             now=self.clock(),
@@ -627,7 +618,9 @@ class Handlers:
                 "event": event_context(event),
                 "total_minor": data.total_minor,
                 "currency": data.currency,
-                "tickets": [ticket_context(by_id[t], event) for t in data.ticket_ids],
+                # Their barcodes are read when it is sent: booking's ticket-issued (another
+                # topic) may reach us after this.
+                "ticket_ids": [str(ticket_id) for ticket_id in data.ticket_ids],
                 "orders_url": self.links.orders(),
             },
         )
@@ -691,8 +684,10 @@ class Handlers:
     ) -> None:
         order = await session.get(NotificationOrder, data.order_id)
         if order is None:
-            logger.warning("refund for order %s, which notifications never saw", data.order_id)
-            return
+            # booking.order-created (another topic) names the buyer; it is published long
+            # before any refund, so this is a delivery on its way: retrying waits for it,
+            # and after the retries the dead-letter topic keeps it to replay.
+            raise LookupError(f"refund for order {data.order_id}: its order is not known yet")
         event = await known_event(session, order.event_id)
         await enqueue(
             session,

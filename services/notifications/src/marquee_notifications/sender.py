@@ -49,7 +49,7 @@ import aiosmtplib
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select, text, update
 
-from marquee_notifications.handlers import PREFERENCE_OF_KIND, REMINDER
+from marquee_notifications.handlers import PREFERENCE_OF_KIND, REMINDER, ticket_context
 from marquee_notifications.models import Holding, Message, NotificationEvent, Preferences, Recipient
 from marquee_notifications.rendering import Rendered, Renderer, TemplateProblem
 from marquee_notifications.unsubscribe import UnsubscribeLinks
@@ -345,15 +345,29 @@ class Sender:
                     await session.execute(select(Preferences).where(Preferences.user_id.in_(users)))
                 ).scalars()
             }
-            starts = dict(
-                (
+            found_events = {
+                event.event_id: event
+                for event in (
                     await session.execute(
-                        select(NotificationEvent.event_id, NotificationEvent.starts_at).where(
-                            NotificationEvent.event_id.in_(events)
-                        )
+                        select(NotificationEvent).where(NotificationEvent.event_id.in_(events))
                     )
-                ).all()
-            )
+                ).scalars()
+            }
+            wanted_tickets = {
+                uuid.UUID(ticket_id)
+                for message in claimed
+                for ticket_id in message.context.get("ticket_ids", ())
+            }
+            tickets = {}
+            if wanted_tickets:
+                tickets = {
+                    holding.ticket_id: holding
+                    for holding in (
+                        await session.execute(
+                            select(Holding).where(Holding.ticket_id.in_(wanted_tickets))
+                        )
+                    ).scalars()
+                }
             reminded = [m for m in claimed if m.kind == REMINDER and m.user_id]
             holding: set[tuple[str, uuid.UUID]] = set()
             if reminded:
@@ -367,7 +381,7 @@ class Sender:
                     .group_by(Holding.user_id, Holding.event_id)
                 )
                 holding = {(user_id, event_id) for user_id, event_id in rows.all()}
-        return _SendContext(recipients, preferences, starts, holding)
+        return _SendContext(recipients, preferences, found_events, holding, tickets)
 
     async def _deliver(
         self,
@@ -395,7 +409,12 @@ class Sender:
         try:
             # Off the event loop: a confirmation's PDF takes a tenth of a second or more.
             raw = await asyncio.to_thread(
-                self._render_and_compose, message, address, locale, unsubscribe_url
+                self._render_and_compose,
+                message,
+                known.context_of(message),
+                address,
+                locale,
+                unsubscribe_url,
             )
         except TemplateProblem as problem:
             logger.error(
@@ -436,8 +455,16 @@ class Sender:
             chosen = known.preferences.get(message.user_id)
             if preference and chosen is not None and not getattr(chosen, preference):
                 return f"the person turned {preference} off"
+        missing = [
+            t for t in message.context.get("ticket_ids", ()) if uuid.UUID(t) not in known.tickets
+        ]
+        if missing:
+            # booking's ticket-issued and order-confirmed are two topics: either may come
+            # first. The confirmation waits for its tickets (and is retried, never dropped).
+            return _Retry(f"tickets not seen yet: {', '.join(missing)}")
         if message.kind == REMINDER:
-            starts_at = known.starts.get(message.event_id) if message.event_id else None
+            event = known.events.get(message.event_id) if message.event_id else None
+            starts_at = event.starts_at if event is not None else None
             if starts_at is not None and starts_at <= self.clock():
                 return "the event has started"
             if (message.user_id, message.event_id) not in known.holding:
@@ -445,11 +472,16 @@ class Sender:
         return None
 
     def _render_and_compose(
-        self, message: Claimed, address: str, locale: str | None, unsubscribe_url: str | None
+        self,
+        message: Claimed,
+        context: Mapping[str, Any],
+        address: str,
+        locale: str | None,
+        unsubscribe_url: str | None,
     ) -> bytes:
         rendered = self.renderer.render(
             message.kind,
-            {**message.context, "recipient_email": address},
+            {**context, "recipient_email": address},
             locale=locale,
             unsubscribe_url=unsubscribe_url,
         )
@@ -568,5 +600,19 @@ class _Retry:
 class _SendContext:
     recipients: Mapping[str, Recipient]
     preferences: Mapping[str, Preferences]
-    starts: Mapping[uuid.UUID, datetime]
+    events: Mapping[uuid.UUID, NotificationEvent]
     holding: set[tuple[str, uuid.UUID]]
+    tickets: Mapping[uuid.UUID, Holding]
+
+    def context_of(self, message: Claimed) -> dict[str, Any]:
+        """What the template gets: the message's own context, and its tickets (with their
+        barcodes) where it names them."""
+        context = dict(message.context)
+        ticket_ids = context.pop("ticket_ids", None)
+        if ticket_ids is not None:
+            event = self.events.get(message.event_id) if message.event_id else None
+            context["tickets"] = [
+                ticket_context(self.tickets[uuid.UUID(ticket_id)], event)
+                for ticket_id in ticket_ids
+            ]
+        return context

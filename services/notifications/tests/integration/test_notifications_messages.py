@@ -26,7 +26,16 @@ from marquee_contracts.auth import (
     PasswordChanged,
     UserDeleted,
 )
-from marquee_contracts.booking import ORDER_CLOSED, TICKET_CANCELLED, OrderClosed, TicketCancelled
+from marquee_contracts.booking import (
+    ORDER_CLOSED,
+    ORDER_CONFIRMED,
+    TICKET_CANCELLED,
+    TICKET_ISSUED,
+    OrderClosed,
+    OrderConfirmed,
+    TicketCancelled,
+    TicketIssued,
+)
 from marquee_contracts.catalog import EVENT_CANCELLED, EventCancelled
 from marquee_notifications.models import Message
 from marquee_notifications.sender import Sender
@@ -37,14 +46,17 @@ from marquee_platform.outbox import INBOX
 from marquee_testing.events import People
 from marquee_testing.notifications import (
     apply,
+    attachments,
     cloud_event,
     event_snapshot,
     issue_ticket,
     parse,
     publish_snapshot,
+    qr_codes,
     register,
     text_body,
 )
+from marquee_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -396,3 +408,53 @@ async def test_failed_messages_are_listed_for_admins_who_may_retry_them(
     assert again.status_code == 409
     await senders["direct"].drain()
     assert [mail.rcpt_to for mail in mailbox.messages] == [(address,)]
+
+
+async def test_a_confirmation_that_arrives_before_its_tickets_waits_for_them(
+    runner: ConsumerRunner, database: Database, senders: dict[str, Sender], mailbox: MemoryStore
+) -> None:
+    """booking.order-confirmed and booking.ticket-issued are two topics: no order between
+    them. The confirmation is held back (retried) until its tickets are known."""
+    [(user_id, address)] = await people_with_addresses(runner, 1)
+    snapshot = event_snapshot()
+    await publish_snapshot(runner, snapshot)
+    order_id, ticket_id = uuid.uuid4(), uuid.uuid4()
+    await apply(
+        runner,
+        ORDER_CONFIRMED.name,
+        OrderConfirmed(
+            order_id=order_id,
+            event_id=snapshot.event_id,
+            user_id=user_id,
+            ticket_ids=[ticket_id],
+            total_minor=4500,
+            currency="EUR",
+            confirmed_at=datetime.now(UTC),
+        ),
+    )
+    await senders["direct"].drain()
+    assert mailbox.messages == []
+    [waiting] = await messages(database, kind="order-confirmation")
+    assert waiting.status == "pending"
+    assert "tickets not seen yet" in (waiting.last_error or "")
+
+    await apply(
+        runner,
+        TICKET_ISSUED.name,
+        TicketIssued(
+            ticket_id=ticket_id,
+            order_id=order_id,
+            event_id=snapshot.event_id,
+            user_id=user_id,
+            issued_at=datetime.now(UTC),
+            barcode="MQ:TESTBARCODE0123456789",
+        ),
+    )
+
+    async def sent() -> bool:
+        await senders["direct"].drain()
+        return len(mailbox.messages) == 1
+
+    await wait_until(sent, timeout=30, message="the confirmation once its ticket is known")
+    [mail] = mailbox.to(address)
+    assert qr_codes(attachments(parse(mail.raw))["tickets.pdf"]) == ["MQ:TESTBARCODE0123456789"]

@@ -12,9 +12,7 @@ from collections import Counter
 from datetime import timedelta
 
 import icalendar
-import pypdfium2
 import pytest
-import zxingcpp
 
 from marquee_contracts import CloudEvent
 from marquee_contracts.catalog import EVENT_CHANGED
@@ -23,19 +21,17 @@ from marquee_notifications.sink import MemoryStore
 from marquee_platform.consumer import ConsumerRunner
 from marquee_testing.fixtures import TokenIssuer
 from marquee_testing.inventory import changed_snapshot, published_event
-from marquee_testing.notifications import attachments, cloud_event, parse, register, text_body
+from marquee_testing.notifications import (
+    attachments,
+    cloud_event,
+    parse,
+    qr_codes,
+    register,
+    text_body,
+)
 from marquee_testing.saga import Saga
 
 pytestmark = pytest.mark.integration
-
-
-def qr_codes(pdf: bytes) -> list[str]:
-    document = pypdfium2.PdfDocument(pdf)
-    found = []
-    for index in range(len(document)):
-        image = document[index].render(scale=2).to_pil()
-        found += [result.text for result in zxingcpp.read_barcodes(image)]
-    return found
 
 
 def with_notifications(saga: Saga, runner: ConsumerRunner) -> list[tuple[str, CloudEvent]]:
