@@ -3,8 +3,7 @@ do it, joining, standing, admission tokens and their JWKS, fairness, and polling
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,37 +15,11 @@ from sqlalchemy import text
 from marquee_contracts.waitroom import ADMISSION_AUDIENCE, ADMISSION_ISSUER
 from marquee_platform.db import Database
 from marquee_testing.events import People
-from marquee_testing.inventory import changed_snapshot, published_event
-from marquee_waitroom import handlers
+from marquee_testing.waitroom import known_event, onsale_body
 from marquee_waitroom.admission import AdmissionEngine
 from marquee_waitroom.verify import verify
 
 ORGANIZER = "organizer-1"
-
-
-async def known_event(database_url: str, *, organizer: str = ORGANIZER) -> uuid.UUID:
-    """The waitroom learns an event as its consumer would, from the catalog snapshot."""
-    event = published_event(organizer_id=organizer)
-    database = Database(database_url, pool_size=1)
-    try:
-        async with database.transaction() as session:
-            await handlers.apply_event_changed(session, changed_snapshot(event, version=4))
-    finally:
-        await database.dispose()
-    return event.event_id
-
-
-def onsale_body(opens: datetime, starts: datetime, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "queue_opens_at": opens.isoformat(),
-        "sale_starts_at": starts.isoformat(),
-        "adaptive": False,
-        "max_active": 2,
-        "admission_window_seconds": 120,
-        "grace_seconds": 300,
-    }
-    body.update(changes)
-    return body
 
 
 async def test_an_organizer_sets_up_an_onsale_and_fans_queue_get_admitted_and_can_check_it(
