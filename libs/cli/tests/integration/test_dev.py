@@ -29,6 +29,7 @@ from marquee_platform.migrations import drop_database
 from marquee_platform.service import discover_services
 from marquee_testing.fixtures import database_url_for
 from marquee_testing.localinfra import die_with_parent, port_open
+from marquee_testing.waiting import wait_until
 
 HEALTHY_WITHIN = 180.0
 """Every service healthy and the gateway reporting everything up: about 60 s alone on two
@@ -105,22 +106,25 @@ async def verification_link_in_dev_mail(gateway: str, *, timeout: float = 90.0) 
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
         assert registered.status_code == 201, registered.text
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        links: list[str] = []
+
+        async def mailed() -> bool:
             outbox = await client.get("/api/v1/notifications/dev/outbox", params={"to": address})
             assert outbox.status_code == 200, outbox.text
-            links = [
+            links[:] = [
                 link
                 for item in outbox.json()["items"]
                 for link in item["links"]
                 if "/verify-email?token=" in link
             ]
-            if links:
-                page = await client.get("/api/v1/notifications/dev/mail")
-                assert links[0].replace("&", "&amp;") in page.text
-                return links[0]
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"no verification mail for {address} within {timeout:.0f}s")
+            return bool(links)
+
+        await wait_until(
+            mailed, timeout=timeout, message=f"a verification mail for {address}", interval=0.5
+        )
+        page = await client.get("/api/v1/notifications/dev/mail")
+        assert links[0].replace("&", "&amp;") in page.text
+        return links[0]
 
 
 async def test_dev_runs_every_service_and_stops_cleanly_on_sigint(

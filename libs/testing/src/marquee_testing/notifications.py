@@ -4,14 +4,12 @@ the notifications app as a process of its own (for crash tests and the benchmark
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,7 @@ from marquee_contracts.catalog import EVENT_CHANGED, EventChanged, EventVenue
 from marquee_platform.consumer import ConsumerRunner
 from marquee_platform.faults import ENVIRONMENT_VARIABLE
 from marquee_testing.localinfra import die_with_parent, free_port, stop_process, wait_for_port
+from marquee_testing.waiting import wait_until
 
 
 def cloud_event(topic: str, data: BaseModel, *, subject: str | None = None) -> CloudEvent:
@@ -169,18 +168,20 @@ async def mail_to(
 ) -> list[EmailMessage]:
     """The messages of ``kind`` (X-Marquee-Kind) the sink received for ``address``, once
     there are ``count`` of them; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [
+
+    def found() -> list[EmailMessage]:
+        return [
             message
             for mail in mailbox.to(address)
             if (message := parse(mail.raw))["X-Marquee-Kind"] == kind
         ]
-        if len(found) >= count:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(found)} {kind} message(s) to {address} in {timeout:g}s")
-        await asyncio.sleep(0.05)
+
+    await wait_until(
+        lambda: len(found()) >= count,
+        timeout=timeout,
+        message=lambda: f"{count} {kind} message(s) to {address} (have {len(found())})",
+    )
+    return found()
 
 
 def recipients(messages: Iterable[Any]) -> list[str]:
@@ -243,12 +244,10 @@ class NotificationsProcess:
 
     async def wait_dead(self, timeout: float) -> int:
         """Its return code once it died (the sink shares this loop: never block it)."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while (code := self.process.poll()) is None:
-            assert time.monotonic() < deadline, "the process did not die"
-            await asyncio.sleep(0.05)
-        return code
+        process = self.process
+        assert process is not None
+        await wait_until(lambda: process.poll() is not None, timeout=timeout, message="its death")
+        return process.returncode
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

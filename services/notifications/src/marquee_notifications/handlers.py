@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from marquee_contracts.booking import (
 from marquee_contracts.catalog import EventCancelled, EventChanged
 from marquee_contracts.payments import RefundSucceeded
 from marquee_contracts.waitroom import AdmissionGranted, WaitlistOffered
+from marquee_notifications.kinds import REMINDER, TRANSACTIONAL_KINDS
 from marquee_notifications.models import (
     EventSettings,
     Holding,
@@ -61,30 +62,6 @@ from marquee_platform.clock import Clock, utc_now
 from marquee_platform.db import WriteSession
 
 logger = logging.getLogger(__name__)
-
-REMINDER = "event-reminder"
-TRANSACTIONAL_KINDS = frozenset(
-    {
-        "verify-email",
-        "password-reset",
-        "password-changed",
-        "email-changed",
-        "account-deleted",
-        "order-confirmation",
-        "ticket-received",
-        "ticket-transferred",
-        "payment-failed",
-        "order-expired",
-        "refund-issued",
-        "event-changed",
-        "event-cancelled",
-        "waitroom-turn",
-        "waitlist-offer",
-    }
-)
-"""Sent whatever the person chose: each is about their own account, money or ticket."""
-PREFERENCE_OF_KIND = {REMINDER: "reminders"}
-"""Non-transactional kinds and the preference that lets them through."""
 
 
 class Links:
@@ -581,19 +558,14 @@ class Handlers:
         event: NotificationEvent | None,
         old: Holding | None,
     ) -> None:
-        if event is None:
-            await self._skip_unknown_event(session, cause, "ticket-received", holding.user_id)
-            return
         sender = None if old is None else await recipient_email(session, old.user_id)
-        await enqueue(
+        await self._about_event(
             session,
-            now=self.clock(),
-            cause=cause,
+            cause,
             kind="ticket-received",
             user_id=holding.user_id,
-            event_id=event.event_id,
-            context={
-                "event": event_context(event),
+            event=event,
+            context=lambda event: {
                 "from_name_or_email": sender or "another Marquee user",
                 "tickets": [ticket_context(holding, event)],
             },
@@ -602,20 +574,14 @@ class Handlers:
     async def order_confirmed(
         self, data: OrderConfirmed, cause: CloudEvent, session: WriteSession
     ) -> None:
-        event = await known_event(session, data.event_id)
-        if event is None:
-            await self._skip_unknown_event(session, cause, "order-confirmation", data.user_id)
-            return
-        await enqueue(
+        await self._about_event(
             session,
-            now=self.clock(),
-            cause=cause,
+            cause,
             kind="order-confirmation",
             user_id=data.user_id,
-            event_id=event.event_id,
-            context={
+            event=await known_event(session, data.event_id),
+            context=lambda event: {
                 "order_id": str(data.order_id),
-                "event": event_context(event),
                 "total_minor": data.total_minor,
                 "currency": data.currency,
                 # Their barcodes are read when it is sent: booking's ticket-issued (another
@@ -631,41 +597,31 @@ class Handlers:
         kind = {"expired": "order-expired", "payment-failed": "payment-failed"}.get(data.reason)
         if kind is None:
             return  # cancelled by the buyer (they know), or the event's cancellation mail says it
-        event = await known_event(session, data.event_id)
-        if event is None:
-            await self._skip_unknown_event(session, cause, kind, data.user_id)
-            return
-        context: dict[str, Any] = {"order_id": str(data.order_id), "event": event_context(event)}
+        context: dict[str, Any] = {"order_id": str(data.order_id)}
         if kind == "payment-failed":
             context["reason"] = None
-        await enqueue(
+        await self._about_event(
             session,
-            now=self.clock(),
-            cause=cause,
+            cause,
             kind=kind,
             user_id=data.user_id,
-            event_id=event.event_id,
-            context=context,
+            event=await known_event(session, data.event_id),
+            context=lambda event: context,
         )
 
     async def ticket_transferred(
         self, data: TicketTransferred, cause: CloudEvent, session: WriteSession
     ) -> None:
-        event = await known_event(session, data.event_id)
-        if event is None:
-            await self._skip_unknown_event(session, cause, "ticket-transferred", data.from_user_id)
-            return
         old = await session.get(Holding, data.old_ticket_id)
-        await enqueue(
+        to_email = await recipient_email(session, data.to_user_id)
+        await self._about_event(
             session,
-            now=self.clock(),
-            cause=cause,
+            cause,
             kind="ticket-transferred",
             user_id=data.from_user_id,
-            event_id=event.event_id,
-            context={
-                "event": event_context(event),
-                "to_email": await recipient_email(session, data.to_user_id),
+            event=await known_event(session, data.event_id),
+            context=lambda event: {
+                "to_email": to_email,
                 "ticket_label": ticket_context(old, event)["label"] if old else "Your ticket",
             },
         )
@@ -709,19 +665,13 @@ class Handlers:
     async def admission_granted(
         self, data: AdmissionGranted, cause: CloudEvent, session: WriteSession
     ) -> None:
-        event = await known_event(session, data.event_id)
-        if event is None:
-            await self._skip_unknown_event(session, cause, "waitroom-turn", data.user_id)
-            return
-        await enqueue(
+        await self._about_event(
             session,
-            now=self.clock(),
-            cause=cause,
+            cause,
             kind="waitroom-turn",
             user_id=data.user_id,
-            event_id=event.event_id,
-            context={
-                "event": event_context(event),
+            event=await known_event(session, data.event_id),
+            context=lambda event: {
                 "expires_at": data.expires_at.isoformat(),
                 "link": self.links.event(event.event_id),
             },
@@ -730,19 +680,13 @@ class Handlers:
     async def waitlist_offered(
         self, data: WaitlistOffered, cause: CloudEvent, session: WriteSession
     ) -> None:
-        event = await known_event(session, data.event_id)
-        if event is None:
-            await self._skip_unknown_event(session, cause, "waitlist-offer", data.user_id)
-            return
-        await enqueue(
+        await self._about_event(
             session,
-            now=self.clock(),
-            cause=cause,
+            cause,
             kind="waitlist-offer",
             user_id=data.user_id,
-            event_id=event.event_id,
-            context={
-                "event": event_context(event),
+            event=await known_event(session, data.event_id),
+            context=lambda event: {
                 "quantity": data.quantity,
                 "ticket_type": event.ticket_types.get(str(data.ticket_type_id)),
                 "expires_at": data.expires_at.isoformat(),
@@ -755,6 +699,31 @@ class Handlers:
     async def _deleted(self, session: WriteSession, user_id: str) -> bool:
         recipient = await session.get(Recipient, user_id)
         return recipient is not None and recipient.deleted
+
+    async def _about_event(
+        self,
+        session: WriteSession,
+        cause: CloudEvent,
+        *,
+        kind: str,
+        user_id: str,
+        event: NotificationEvent | None,
+        context: Callable[[NotificationEvent], Mapping[str, Any]],
+    ) -> None:
+        """One message to ``user_id`` about ``event``: its context is the event's and what
+        ``context`` adds; an event notifications never heard of is recorded as skipped."""
+        if event is None:
+            await self._skip_unknown_event(session, cause, kind, user_id)
+            return
+        await enqueue(
+            session,
+            now=self.clock(),
+            cause=cause,
+            kind=kind,
+            user_id=user_id,
+            event_id=event.event_id,
+            context={"event": event_context(event), **context(event)},
+        )
 
     async def _skip_unknown_event(
         self, session: WriteSession, cause: CloudEvent, kind: str, user_id: str

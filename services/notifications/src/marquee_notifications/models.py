@@ -211,9 +211,13 @@ class Message(Base):
 
     @property
     def message_id_header(self) -> str:
-        """The RFC 5322 Message-ID: the same on every attempt, so a message re-sent after a
-        crash between the server's acceptance and our record of it is recognisably one."""
-        return f"<{self.id}@notifications.marquee>"
+        return message_id_header(self.id)
+
+
+def message_id_header(message_id: uuid.UUID) -> str:
+    """The RFC 5322 Message-ID of a message: the same on every attempt, so a message re-sent
+    after a crash between the server's acceptance and our record of it is recognisably one."""
+    return f"<{message_id}@notifications.marquee>"
 
 
 class DevOutboxMessage(Base):

@@ -46,30 +46,9 @@ from marquee_notifications.documents import (
     translations_for,
     venue_line,
 )
+from marquee_notifications.kinds import KINDS
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-
-KINDS: frozenset[str] = frozenset(
-    {
-        "verify-email",
-        "password-reset",
-        "password-changed",
-        "email-changed",
-        "account-deleted",
-        "order-confirmation",
-        "ticket-received",
-        "ticket-transferred",
-        "payment-failed",
-        "order-expired",
-        "refund-issued",
-        "event-changed",
-        "event-cancelled",
-        "event-reminder",
-        "waitroom-turn",
-        "waitlist-offer",
-    }
-)
-"""Every kind of message there are templates for."""
 
 KINDS_WITH_TICKETS = frozenset({"order-confirmation", "ticket-received"})
 """Kinds that carry the tickets (a PDF) and the event (a calendar file)."""

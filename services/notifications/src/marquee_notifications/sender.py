@@ -49,8 +49,16 @@ import aiosmtplib
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select, text, update
 
-from marquee_notifications.handlers import PREFERENCE_OF_KIND, REMINDER, ticket_context
-from marquee_notifications.models import Holding, Message, NotificationEvent, Preferences, Recipient
+from marquee_notifications.handlers import ticket_context
+from marquee_notifications.kinds import PREFERENCE_OF_KIND, REMINDER
+from marquee_notifications.models import (
+    Holding,
+    Message,
+    NotificationEvent,
+    Preferences,
+    Recipient,
+    message_id_header,
+)
 from marquee_notifications.rendering import Rendered, Renderer, TemplateProblem
 from marquee_notifications.unsubscribe import UnsubscribeLinks
 from marquee_platform.clock import Clock, utc_now
@@ -224,7 +232,16 @@ class Claimed:
 
     @property
     def message_id_header(self) -> str:
-        return f"<{self.id}@notifications.marquee>"
+        return message_id_header(self.id)
+
+    def updates_when_sent(self) -> dict[str, Any]:
+        """What else changes once it is sent: nothing kept of a deleted account, and no
+        credential (a verification or reset link) kept for us; the mailbox has it."""
+        if self.context.get("erase_after_send"):
+            return {"to_address": None, "context": {}}
+        if "link" in self.context and self.kind in ("verify-email", "password-reset"):
+            return {"context": {**self.context, "link": "(sent)"}}
+        return {}
 
 
 _CLAIM = text(
@@ -434,8 +451,8 @@ class Sender:
             await self._finish(message, "failed", reason=f"smtp refused: {failure}")
             return 0
         crash_point("notifications.accepted-not-recorded")  # the one window SMTP leaves
-        if message.context.get("erase_after_send") or "link" in message.context:
-            await self._finish(message, "sent")  # its context changes too
+        if message.updates_when_sent():
+            await self._finish(message, "sent")  # its own changes go with it
         else:
             accepted.append(message)  # recorded with the next few (record_every)
         return 1
@@ -544,12 +561,7 @@ class Sender:
         now = self.clock()
         values: dict[str, Any] = {"status": status, "last_error": reason}
         if status == "sent":
-            values["sent_at"] = now
-            if message.context.get("erase_after_send"):
-                values.update(to_address=None, context={})
-            elif "link" in message.context and message.kind in ("verify-email", "password-reset"):
-                # The link carries a credential: it was for the mailbox, not for us to keep.
-                values["context"] = {**message.context, "link": "(sent)"}
+            values.update(sent_at=now, **message.updates_when_sent())
         async with self.database.transaction() as session:
             await session.execute(update(Message).where(Message.id == message.id).values(**values))
         SENT.labels(message.kind, message.lane, status).inc()

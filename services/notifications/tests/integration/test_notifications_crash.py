@@ -5,9 +5,7 @@ Message-ID. Real processes (uvicorn), a real SMTP server on loopback, real Postg
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from marquee_testing.notifications import (
     event_snapshot,
     publish_snapshot,
 )
+from marquee_testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +102,6 @@ async def statuses(database: Database) -> Counter[str]:
         return Counter(dict(rows.all()))
 
 
-async def wait_until(condition, *, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def copies_by_recipient(mailbox: MemoryStore) -> dict[str, Counter[str | None]]:
     found: dict[str, Counter[str | None]] = defaultdict(Counter)
     for mail in mailbox.messages:
@@ -130,7 +122,7 @@ async def test_sigkill_while_sending_5000_loses_none_and_copies_only_what_was_in
     async def a_fifth_received() -> bool:
         return len(mailbox.messages) >= HOLDERS // 5
 
-    await wait_until(a_fifth_received, timeout=120, what="the first thousand messages")
+    await wait_until(a_fifth_received, timeout=120, message="the first thousand messages")
     notifications_process.kill()
     at_kill = len(mailbox.messages)
     left = await statuses(database)
@@ -143,7 +135,7 @@ async def test_sigkill_while_sending_5000_loses_none_and_copies_only_what_was_in
     async def all_recorded() -> bool:
         return (await statuses(database))["sent"] == HOLDERS
 
-    await wait_until(all_recorded, timeout=240, what="every message sent after the restart")
+    await wait_until(all_recorded, timeout=240, message="every message sent after the restart")
     copies = copies_by_recipient(mailbox)
     assert set(copies) == set(expected), "every holder received their message"
     assert all(len(ids) == 1 for ids in copies.values()), "one message (one Message-ID) each"
@@ -174,7 +166,7 @@ async def test_a_crash_between_acceptance_and_record_resends_that_one_message_on
     async def all_recorded() -> bool:
         return (await statuses(database))["sent"] == 200
 
-    await wait_until(all_recorded, timeout=120, what="every message sent after the restart")
+    await wait_until(all_recorded, timeout=120, message="every message sent after the restart")
     copies = copies_by_recipient(mailbox)
     assert set(copies) == set(expected)
     assert all(len(ids) == 1 for ids in copies.values()), "a copy carries the same Message-ID"
